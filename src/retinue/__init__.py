@@ -1,0 +1,59 @@
+"""retinue: multi-agent LLM systems from a small, fast agentic loop.
+
+The public API is what this module exports; everything else is importable
+but not promised to stay put.
+"""
+
+from .agent import Agent
+from .approvals import Approval, ApprovalRequest, Approver, approve_all, deny_all, terminal_approver
+from .errors import RetinueError, ToolError
+from .events import Event
+from .limits import LimitReached, Limits
+from .messages import (
+    AssistantMessage,
+    Message,
+    ModelRequest,
+    ModelResponse,
+    ModelSettings,
+    ToolCall,
+    ToolResult,
+    ToolResultsMessage,
+    UserMessage,
+)
+from .models.base import Model
+from .result import RunResult
+from .run_context import RunContext
+from .tools import Tool, tool
+from .usage import Usage
+
+__all__ = [
+    "Agent",
+    "Approval",
+    "ApprovalRequest",
+    "Approver",
+    "AssistantMessage",
+    "Event",
+    "LimitReached",
+    "Limits",
+    "Message",
+    "Model",
+    "ModelRequest",
+    "ModelResponse",
+    "ModelSettings",
+    "RetinueError",
+    "RunContext",
+    "RunResult",
+    "Tool",
+    "ToolCall",
+    "ToolError",
+    "ToolResult",
+    "ToolResultsMessage",
+    "Usage",
+    "UserMessage",
+    "approve_all",
+    "deny_all",
+    "terminal_approver",
+    "tool",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,181 @@
+"""Agent: a frozen definition of what runs (instructions, model, tools, limits)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import sys
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic
+
+from .approvals import Approver
+from .errors import ConfigurationError
+from .events import Event, EventSink, RunFinished, fan_out
+from .limits import Budget, Limits
+from .loop import run_loop
+from .messages import Message, ModelSettings
+from .models.base import Model
+from .output import output_tool
+from .result import OutputT, RunResult
+from .run_context import RunContext, new_run_id
+from .tools import Tool, ToolFunction, as_tool
+
+
+@dataclass(frozen=True, eq=False)
+class Agent(Generic[OutputT]):
+    """An agent definition. It holds no run state, so one definition serves any number of concurrent runs.
+
+    Args:
+        name: How the agent is named in events, traces and (as a specialist) to other agents.
+        instructions: The goal and context the model works from; sent as the system prompt, unchanged.
+        model: A `Model`, a model string such as "anthropic:claude-sonnet-4-5", "openai:gpt-4.1",
+            "openai:<model>@<base_url>" or "local"; None picks the default for this machine.
+        tools: Tools or plain typed functions.
+        output_type: A pydantic model (or any type pydantic validates) for a structured final answer.
+        description: What the agent is good at, shown to a lead that can consult it.
+        limits: When to stop a run that has not answered.
+        settings: Sampling settings for every model call.
+        tool_timeout: Seconds a tool may run before it is stopped (a tool's own timeout wins).
+        max_tool_concurrency: At most this many tool calls of one turn run at once; None for no cap.
+        max_tool_output_chars: Longer tool outputs are truncated, with a note saying how much was cut.
+        output_retries: How many times an invalid final answer is sent back for another try.
+    """
+
+    name: str
+    instructions: str = ""
+    model: Model | str | None = None
+    tools: Sequence[Tool | ToolFunction] = ()
+    output_type: type[OutputT] | None = None
+    description: str = ""
+    limits: Limits = field(default_factory=Limits)
+    settings: ModelSettings = field(default_factory=ModelSettings)
+    tool_timeout: float | None = None
+    max_tool_concurrency: int | None = None
+    max_tool_output_chars: int | None = None
+    output_retries: int = 2
+    _run_tools: tuple[Tool, ...] = field(init=False, repr=False)
+    _model: Model | None = field(init=False, repr=False, default=None)
+
+    def __post_init__(self) -> None:
+        tools = tuple(as_tool(item) for item in self.tools)
+        if self.output_type is not None:
+            tools += (output_tool(self.output_type),)
+        seen: set[str] = set()
+        for item in tools:
+            if item.name in seen:
+                raise ConfigurationError(f"Agent '{self.name}' has two tools named '{item.name}'; rename one.")
+            seen.add(item.name)
+        if self.max_tool_concurrency is not None and self.max_tool_concurrency < 1:
+            raise ConfigurationError("max_tool_concurrency must be at least 1, or None for no cap.")
+        object.__setattr__(self, "tools", tools[: len(tools) - (self.output_type is not None)])
+        object.__setattr__(self, "_run_tools", tools)
+        if not isinstance(self.model, str | None):
+            object.__setattr__(self, "_model", self.model)
+
+    def resolved_model(self) -> Model:
+        if self._model is None:
+            from .models.resolve import resolve_model
+
+            object.__setattr__(self, "_model", resolve_model(self.model))
+        assert self._model is not None
+        return self._model
+
+    def tools_for_run(self) -> tuple[Tool, ...]:
+        """Every tool the model is shown, the output tool included."""
+        return self._run_tools
+
+    def instructions_for(self, context: RunContext) -> str:
+        return self.instructions
+
+    def override(self, **changes: Any) -> Agent[Any]:
+        """A copy with some fields changed, e.g. `agent.override(model=ScriptedModel([...]))` in a test."""
+        return dataclasses.replace(self, **changes)
+
+    def new_context(
+        self,
+        *,
+        deps: Any = None,
+        approver: Approver | None = None,
+        on_event: EventSink | None = None,
+        limits: Limits | None = None,
+    ) -> RunContext:
+        return RunContext(
+            agent=self,
+            run_id=new_run_id(),
+            budget=Budget(self.name, limits or self.limits),
+            emit=on_event,
+            approver=approver,
+            deps=deps,
+        )
+
+    async def run(
+        self,
+        prompt: str,
+        *,
+        history: list[Message] | None = None,
+        deps: Any = None,
+        approver: Approver | None = None,
+        on_event: EventSink | None = None,
+        limits: Limits | None = None,
+    ) -> RunResult[OutputT]:
+        """Run the agent on `prompt` until it answers or a limit stops it.
+
+        A failed run does not raise: its result says how it ended. `history`
+        continues an earlier conversation (pass `result.messages`).
+        """
+        context = self.new_context(deps=deps, approver=approver, on_event=on_event, limits=limits)
+        return await run_loop(self, prompt, context, history=history)
+
+    def run_sync(
+        self,
+        prompt: str,
+        *,
+        history: list[Message] | None = None,
+        deps: Any = None,
+        approver: Approver | None = None,
+        on_event: EventSink | None = None,
+        limits: Limits | None = None,
+    ) -> RunResult[OutputT]:
+        """`run` for code that is not async. Do not call it from inside a running event loop."""
+
+        async def main() -> RunResult[OutputT]:
+            try:
+                return await self.run(
+                    prompt, history=history, deps=deps, approver=approver, on_event=on_event, limits=limits
+                )
+            finally:
+                # Only HTTP providers open sessions; importing aiohttp just to close nothing would be waste.
+                http = sys.modules.get("retinue.models.http")
+                if http is not None:
+                    await http.close_sessions()
+
+        return asyncio.run(main())
+
+    async def stream(
+        self,
+        prompt: str,
+        *,
+        history: list[Message] | None = None,
+        deps: Any = None,
+        approver: Approver | None = None,
+        on_event: EventSink | None = None,
+        limits: Limits | None = None,
+    ) -> AsyncIterator[Event]:
+        """Run the agent and yield every event as it happens, sub-agents' included, ending with RunFinished."""
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        sink = fan_out(queue.put_nowait, on_event)
+        context = self.new_context(deps=deps, approver=approver, on_event=sink, limits=limits)
+        task = asyncio.create_task(run_loop(self, prompt, context, history=history, stream_text=True))
+        try:
+            while True:
+                event = await queue.get()
+                yield event
+                if isinstance(event, RunFinished) and event.run_id == context.run_id:
+                    break
+        finally:
+            if not task.done():
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,73 @@
+"""Human control over consequential actions.
+
+A tool marked `requires_approval=True` runs only after the run's approver says
+yes. An approver is any function (sync or async) from an `ApprovalRequest` to
+an `Approval` or a bool. Without an approver such tools are refused, and the
+model is told why: a consequential action never happens by default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRequest:
+    agent: str
+    tool: str
+    arguments: dict[str, Any]
+    run_id: str
+    tool_call_id: str
+
+    def describe(self) -> str:
+        args = ", ".join(f"{key}={json.dumps(value, default=str)}" for key, value in self.arguments.items())
+        return f"{self.agent} wants to call {self.tool}({args})"
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    approved: bool
+    reason: str = ""
+
+
+Approver: TypeAlias = Callable[[ApprovalRequest], "Approval | bool | Awaitable[Approval | bool]"]
+
+NO_APPROVER_REASON = "no approver is configured for this run, so consequential actions are refused"
+
+
+async def ask(approver: Approver | None, request: ApprovalRequest) -> Approval:
+    """Ask `approver`, normalising its answer; no approver means no."""
+    if approver is None:
+        return Approval(False, NO_APPROVER_REASON)
+    answer = approver(request)
+    if inspect.isawaitable(answer):
+        answer = await answer
+    if isinstance(answer, Approval):
+        return answer
+    return Approval(bool(answer), "approved" if answer else "denied by the user")
+
+
+def approve_all(request: ApprovalRequest) -> Approval:
+    """Approve everything: for tests and trusted automation only."""
+    return Approval(True, "approved by policy (approve_all)")
+
+
+def deny_all(request: ApprovalRequest) -> Approval:
+    return Approval(False, "denied by policy (deny_all)")
+
+
+async def terminal_approver(request: ApprovalRequest) -> Approval:
+    """Ask the person at the terminal; anything but yes is a no."""
+    if not sys.stdin.isatty():
+        return Approval(False, "no terminal is attached to approve this action")
+    prompt = f"\n{request.describe()}\nApprove? [y/N] "
+    answer = await asyncio.to_thread(input, prompt)
+    if answer.strip().lower() in ("y", "yes"):
+        return Approval(True, "approved at the terminal")
+    return Approval(False, "denied at the terminal")

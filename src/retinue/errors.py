@@ -1,0 +1,88 @@
+"""Every error retinue raises, in one place.
+
+Each message says what went wrong and what to do about it. Errors that happen
+inside a run (a tool failing, a limit reached) do not crash the run: they end
+up in the run's result or go back to the model as a tool result. The classes
+here are for what the *caller* must fix.
+"""
+
+from __future__ import annotations
+
+
+class RetinueError(Exception):
+    """Base class of every error raised by retinue."""
+
+
+class ConfigurationError(RetinueError):
+    """The agent, tool or model was set up in a way that cannot work."""
+
+
+class ToolDefinitionError(ConfigurationError):
+    """A Python function cannot be turned into a tool (for example a parameter without a type hint)."""
+
+
+class MissingDependencyError(ConfigurationError):
+    """An optional extra is needed for this feature; the message names the pip command."""
+
+    def __init__(self, feature: str, extra: str, module: str) -> None:
+        super().__init__(
+            f"{feature} needs the optional dependency '{module}'. Install it with: pip install 'retinue[{extra}]'"
+        )
+        self.extra = extra
+        self.module = module
+
+
+class UnknownModelError(ConfigurationError):
+    """A model string did not name a provider retinue knows."""
+
+
+class ModelError(RetinueError):
+    """A model provider failed in a way retrying cannot fix."""
+
+    def __init__(self, message: str, *, status: int | None = None, provider: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.provider = provider
+
+
+class AuthenticationError(ModelError):
+    """The provider rejected the API key (HTTP 401/403)."""
+
+
+class BadRequestError(ModelError):
+    """The provider rejected the request itself (HTTP 400/404/422)."""
+
+
+class RateLimitError(ModelError):
+    """The provider kept answering 429 after every retry."""
+
+
+class ProviderUnavailableError(ModelError):
+    """The provider kept failing (5xx, timeouts, dropped connections) after every retry."""
+
+
+class ResponseFormatError(ModelError):
+    """The provider answered with something that does not follow its own wire protocol."""
+
+
+class ScriptExhaustedError(ModelError):
+    """A ScriptedModel was asked for more responses than its script holds."""
+
+
+class OutputValidationError(RetinueError):
+    """The model's final answer did not match `output_type` after every allowed retry."""
+
+
+class ApprovalDenied(RetinueError):
+    """A human (or approval policy) refused a consequential action."""
+
+
+class RunInterrupted(RetinueError):
+    """The run was cancelled from outside before it finished."""
+
+
+class ToolError(RetinueError):
+    """Raise inside a tool to tell the model what went wrong and how to fix its call.
+
+    The message goes to the model as the tool result, without a traceback.
+    """

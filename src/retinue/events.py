@@ -1,0 +1,144 @@
+"""The typed events a run emits, for streaming, tracing, cost accounting and UIs.
+
+The loop only calls `emit(event)`; it knows nothing of who listens. Every event
+names the run it belongs to (`run_id`) and, for sub-agents, the run that
+started it (`parent_run_id`), so the events of a lead, its specialists and
+their clones form one tree.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from .messages import ModelRequest, ModelResponse, ToolCall, ToolResult
+from .usage import Usage
+
+if TYPE_CHECKING:
+    from .result import RunResult
+
+
+@dataclass(slots=True, kw_only=True)
+class _Event:
+    run_id: str
+    agent: str
+    timestamp: float = field(default_factory=time.time)
+
+
+@dataclass(slots=True, kw_only=True)
+class RunStarted(_Event):
+    prompt: str
+    model_id: str
+    parent_run_id: str | None
+    parent_tool_call_id: str | None
+    depth: int
+
+
+@dataclass(slots=True, kw_only=True)
+class ModelRequestSent(_Event):
+    turn: int
+    model_id: str
+    request: ModelRequest
+
+
+@dataclass(slots=True, kw_only=True)
+class TextDelta(_Event):
+    text: str
+
+
+@dataclass(slots=True, kw_only=True)
+class ModelResponseReceived(_Event):
+    turn: int
+    response: ModelResponse
+    duration_seconds: float
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolCallStarted(_Event):
+    call: ToolCall
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolCallFinished(_Event):
+    call: ToolCall
+    result: ToolResult
+    duration_seconds: float
+
+
+@dataclass(slots=True, kw_only=True)
+class ApprovalRequested(_Event):
+    call: ToolCall
+
+
+@dataclass(slots=True, kw_only=True)
+class ApprovalResolved(_Event):
+    call: ToolCall
+    approved: bool
+    reason: str
+
+
+@dataclass(slots=True, kw_only=True)
+class SubAgentStarted(_Event):
+    """A tool of this run started another agent's run (a specialist or a clone)."""
+
+    child_run_id: str
+    child_agent: str
+    tool_call_id: str | None
+    kind: str
+
+
+@dataclass(slots=True, kw_only=True)
+class SubAgentFinished(_Event):
+    child_run_id: str
+    child_agent: str
+    status: str
+    usage: Usage
+
+
+@dataclass(slots=True, kw_only=True)
+class Notice(_Event):
+    """Something a person watching should know: a decision conflict, a sandbox restart, a compaction."""
+
+    kind: str
+    message: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True, kw_only=True)
+class RunFinished(_Event):
+    result: RunResult[Any]
+
+
+Event: TypeAlias = (
+    RunStarted
+    | ModelRequestSent
+    | TextDelta
+    | ModelResponseReceived
+    | ToolCallStarted
+    | ToolCallFinished
+    | ApprovalRequested
+    | ApprovalResolved
+    | SubAgentStarted
+    | SubAgentFinished
+    | Notice
+    | RunFinished
+)
+
+EventSink = Callable[[Event], None]
+
+
+def fan_out(*sinks: EventSink | None) -> EventSink | None:
+    """One sink that feeds every given sink, or None when there are none (so emitting costs nothing)."""
+    present = [sink for sink in sinks if sink is not None]
+    if not present:
+        return None
+    if len(present) == 1:
+        return present[0]
+
+    def emit(event: Event) -> None:
+        for sink in present:
+            sink(event)
+
+    return emit

@@ -1,0 +1,362 @@
+"""The agentic loop.
+
+Call the model; if it asked for tools, run them (concurrently) and append
+their results; repeat until the model answers or a limit stops the run. The
+whole loop is `run_loop`; each step is a named helper below it. Everything
+else (streaming, tracing, cost, UIs) listens to the events it emits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+import pydantic
+
+from . import approvals
+from .errors import ConfigurationError, OutputValidationError, ToolError
+from .events import (
+    ApprovalRequested,
+    ApprovalResolved,
+    ModelRequestSent,
+    ModelResponseReceived,
+    RunFinished,
+    RunStarted,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+)
+from .limits import Budget, LimitReached
+from .messages import (
+    Message,
+    ModelRequest,
+    ModelResponse,
+    ToolCall,
+    ToolResult,
+    ToolResultsMessage,
+    UserMessage,
+)
+from .models.base import Model, TextSink
+from .models.pricing import price_for
+from .output import OUTPUT_TOOL_NAME, FinalOutput, parse_text_output
+from .result import OutputT, RunResult
+from .tools import DEFAULT_MAX_OUTPUT_CHARS, Tool, render_tool_output, truncate_output
+
+if TYPE_CHECKING:
+    from .agent import Agent
+    from .run_context import RunContext
+
+
+async def run_loop(
+    agent: Agent[OutputT],
+    prompt: str,
+    context: RunContext,
+    *,
+    history: list[Message] | None = None,
+    stream_text: bool = False,
+) -> RunResult[OutputT]:
+    """Run `agent` on `prompt` until it answers or a limit stops it. Never raises for a failed run."""
+    started = time.perf_counter()
+    model = agent.resolved_model()
+    tools = agent.tools_for_run()
+    tools_by_name = {t.name: t for t in tools}
+    messages = context.messages
+    messages.extend(history or ())
+    messages.append(UserMessage(prompt))
+    budget = context.budget
+    emit = context.emit
+    on_text = _text_sink(context) if stream_text else None
+    if emit is not None:
+        emit(
+            RunStarted(
+                run_id=context.run_id,
+                agent=agent.name,
+                prompt=prompt,
+                model_id=model.model_id,
+                parent_run_id=context.parent.run_id if context.parent else None,
+                parent_tool_call_id=context.tool_call_id,
+                depth=context.depth,
+            )
+        )
+    output: FinalOutput[OutputT] | None = None
+    limit: LimitReached | None = None
+    error: BaseException | None = None
+    cancelled = False
+    try:
+        _check_cost_limit_is_enforceable(model, context)
+        async with asyncio.timeout_at(_deadline(context)):
+            output_retries = agent.output_retries
+            while True:
+                limit = budget.check()
+                if limit is not None:
+                    break
+                response = await call_model(agent, model, messages, tools, context, on_text)
+                calls = response.message.tool_calls
+                if not calls:
+                    output = parse_text_output(agent.output_type, response.message.text)
+                    if output.valid:
+                        break
+                    output_retries -= 1
+                    if output_retries < 0:
+                        raise OutputValidationError(output.problem)
+                    messages.append(UserMessage(output.problem))
+                    continue
+                results, output = await run_tool_calls(agent, calls, tools_by_name, context)
+                messages.append(ToolResultsMessage(results))
+                if output is not None and output.valid:
+                    break
+                if output is not None:
+                    output_retries -= 1
+                    if output_retries < 0:
+                        raise OutputValidationError(output.problem)
+    except TimeoutError:
+        limit = budget.check() or _wall_limit(context)
+    except asyncio.CancelledError:
+        cancelled = True
+        raise
+    except Exception as exc:  # noqa: BLE001 - a failed run is reported in its result, never raised
+        error = exc
+    finally:
+        result = _result(agent, context, output, limit, error, cancelled, started)
+        if emit is not None:
+            emit(RunFinished(run_id=context.run_id, agent=agent.name, result=result))
+    return result
+
+
+async def call_model(
+    agent: Agent[Any],
+    model: Model,
+    messages: list[Message],
+    tools: tuple[Tool, ...],
+    context: RunContext,
+    on_text: TextSink | None,
+) -> ModelResponse:
+    """One model call: build the request, send it, charge its usage, append its answer."""
+    budget = context.budget
+    budget.turns += 1
+    request = ModelRequest(
+        instructions=agent.instructions_for(context),
+        messages=list(messages),
+        tools=[t.schema for t in tools],
+        settings=agent.settings,
+    )
+    emit = context.emit
+    if emit is not None:
+        emit(
+            ModelRequestSent(
+                run_id=context.run_id, agent=agent.name, turn=budget.turns, model_id=model.model_id, request=request
+            )
+        )
+    sent = time.perf_counter()
+    response = await model.request(request, on_text)
+    budget.charge(response.usage)
+    messages.append(response.message)
+    if emit is not None:
+        emit(
+            ModelResponseReceived(
+                run_id=context.run_id,
+                agent=agent.name,
+                turn=budget.turns,
+                response=response,
+                duration_seconds=time.perf_counter() - sent,
+            )
+        )
+    return response
+
+
+async def run_tool_calls(
+    agent: Agent[OutputT],
+    calls: list[ToolCall],
+    tools_by_name: dict[str, Tool],
+    context: RunContext,
+) -> tuple[list[ToolResult], FinalOutput[OutputT] | None]:
+    """Run every tool call of one model turn, concurrently, results in call order.
+
+    A call to the output tool ends the run when its arguments are valid; the
+    other calls of that turn are then not run, and say so.
+    """
+    output_call = next((call for call in calls if call.name == OUTPUT_TOOL_NAME), None)
+    if output_call is not None and agent.output_type is not None:
+        output = FinalOutput.from_arguments(agent.output_type, output_call.arguments, output_call.invalid_arguments)
+        if output.valid:
+            return [_output_result(call, output_call) for call in calls], output
+        results = [_output_result(call, output_call, output.problem) for call in calls]
+        return results, output
+    if len(calls) == 1:
+        return [await execute_tool_call(calls[0], tools_by_name, context)], None
+    limit = agent.max_tool_concurrency
+    if limit is None:
+        results = await asyncio.gather(*(execute_tool_call(c, tools_by_name, context) for c in calls))
+    else:
+        semaphore = asyncio.Semaphore(limit)
+
+        async def bounded(call: ToolCall) -> ToolResult:
+            async with semaphore:
+                return await execute_tool_call(call, tools_by_name, context)
+
+        results = await asyncio.gather(*(bounded(c) for c in calls))
+    return list(results), None
+
+
+async def execute_tool_call(call: ToolCall, tools_by_name: dict[str, Tool], context: RunContext) -> ToolResult:
+    """Run one tool call. Every failure becomes a result the model can read and act on."""
+    emit = context.emit
+    agent_name = context.agent.name
+    if emit is not None:
+        emit(ToolCallStarted(run_id=context.run_id, agent=agent_name, call=call))
+    started = time.perf_counter()
+    content, is_error = await _tool_output(call, tools_by_name, context)
+    result = ToolResult(call.id, call.name, content, is_error)
+    if emit is not None:
+        emit(
+            ToolCallFinished(
+                run_id=context.run_id,
+                agent=agent_name,
+                call=call,
+                result=result,
+                duration_seconds=time.perf_counter() - started,
+            )
+        )
+    return result
+
+
+async def _tool_output(call: ToolCall, tools_by_name: dict[str, Tool], context: RunContext) -> tuple[str, bool]:
+    tool = tools_by_name.get(call.name)
+    if tool is None:
+        available = ", ".join(sorted(tools_by_name)) or "none"
+        return f"Error: there is no tool named '{call.name}'. Available tools: {available}.", True
+    if call.invalid_arguments is not None:
+        return (
+            f"Error: the arguments for '{call.name}' were not valid JSON ({call.invalid_arguments[:200]!r}). "
+            "Send a single JSON object matching the tool's parameters.",
+            True,
+        )
+    if tool.requires_approval:
+        approval = await _ask_approval(tool, call, context)
+        if not approval.approved:
+            return (
+                f"Not done: the call to '{tool.name}' was not approved ({approval.reason}). "
+                "Do not retry it unless the user asks; tell the user what you wanted to do.",
+                True,
+            )
+    timeout = tool.timeout if tool.timeout is not None else context.agent.tool_timeout
+    try:
+        async with asyncio.timeout(timeout):
+            value = await tool.invoke(call.arguments, context)
+    except pydantic.ValidationError as exc:
+        return _describe_invalid_arguments(tool, exc), True
+    except ToolError as exc:
+        return f"Error: {exc}", True
+    except TimeoutError:
+        return f"Error: '{tool.name}' did not finish within {timeout:g} seconds and was stopped.", True
+    except Exception as exc:  # noqa: BLE001 - any tool failure goes back to the model
+        return f"Error: '{tool.name}' failed with {type(exc).__name__}: {exc}", True
+    max_chars = tool.max_output_chars or context.agent.max_tool_output_chars or DEFAULT_MAX_OUTPUT_CHARS
+    return truncate_output(render_tool_output(value), max_chars), False
+
+
+async def _ask_approval(tool: Tool, call: ToolCall, context: RunContext) -> approvals.Approval:
+    emit = context.emit
+    agent_name = context.agent.name
+    if emit is not None:
+        emit(ApprovalRequested(run_id=context.run_id, agent=agent_name, call=call))
+    request = approvals.ApprovalRequest(agent_name, tool.name, call.arguments, context.run_id, call.id)
+    approval = await approvals.ask(context.approver, request)
+    if emit is not None:
+        emit(
+            ApprovalResolved(
+                run_id=context.run_id, agent=agent_name, call=call, approved=approval.approved, reason=approval.reason
+            )
+        )
+    return approval
+
+
+def _describe_invalid_arguments(tool: Tool, exc: pydantic.ValidationError) -> str:
+    problems = []
+    for problem in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in problem["loc"]) or "arguments"
+        problems.append(f"{where}: {problem['msg']}")
+    expected = ", ".join(
+        f"{name}{'' if name in tool.schema.parameters.get('required', ()) else '?'}"
+        for name in tool.schema.parameters.get("properties", {})
+    )
+    return f"Error: invalid arguments for '{tool.name}': {'; '.join(problems)}. Parameters: {expected}."
+
+
+def _output_result(call: ToolCall, output_call: ToolCall, problem: str | None = None) -> ToolResult:
+    if call is output_call:
+        if problem is None:
+            return ToolResult(call.id, call.name, "Final answer received.")
+        return ToolResult(call.id, call.name, problem, is_error=True)
+    return ToolResult(call.id, call.name, f"Not run: '{OUTPUT_TOOL_NAME}' was called in the same turn.", True)
+
+
+def _text_sink(context: RunContext) -> TextSink | None:
+    emit = context.emit
+    if emit is None:
+        return None
+    run_id, agent_name = context.run_id, context.agent.name
+
+    def on_text(text: str) -> None:
+        emit(TextDelta(run_id=run_id, agent=agent_name, text=text))
+
+    return on_text
+
+
+def _deadline(context: RunContext) -> float | None:
+    deadline = context.budget.deadline()
+    return None if deadline is None else deadline[0]
+
+
+def _wall_limit(context: RunContext) -> LimitReached:
+    deadline = context.budget.deadline()
+    assert deadline is not None, "a timeout fired without a wall-time limit"
+    owner = deadline[1]
+    limit_seconds = owner.limits.max_wall_seconds or 0.0
+    return LimitReached("max_wall_seconds", owner.agent, limit_seconds, time.monotonic() - owner.started_at)
+
+
+def _check_cost_limit_is_enforceable(model: Model, context: RunContext) -> None:
+    budget: Budget | None = context.budget
+    while budget is not None:
+        if budget.limits.max_cost_usd is not None and price_for(model.model_id) is None:
+            raise ConfigurationError(
+                f"Agent '{budget.agent}' has a dollar limit, but the price of '{model.model_id}' is unknown. "
+                "Give the model a price (for example OpenAIModel(..., price=Price(input=..., output=...))) "
+                "or use a token limit instead."
+            )
+        budget = budget.parent
+
+
+def _result(
+    agent: Agent[OutputT],
+    context: RunContext,
+    output: FinalOutput[OutputT] | None,
+    limit: LimitReached | None,
+    error: BaseException | None,
+    cancelled: bool,
+    started: float,
+) -> RunResult[OutputT]:
+    status: Any
+    if cancelled:
+        status = "cancelled"
+    elif error is not None:
+        status = "error"
+    elif limit is not None:
+        status = "limit"
+    else:
+        status = "completed"
+    return RunResult(
+        agent=agent.name,
+        run_id=context.run_id,
+        status=status,
+        output=output.value if output is not None and output.valid and status == "completed" else None,
+        messages=context.messages,
+        usage=context.budget.own_usage.copy(),
+        total_usage=context.budget.usage.copy(),
+        turns=context.budget.turns,
+        duration_seconds=time.perf_counter() - started,
+        limit=limit,
+        error=error,
+    )

@@ -1,0 +1,128 @@
+"""The conversation, in types every provider translates to and from.
+
+A conversation is a list of messages: what the user said, what the model
+answered (text, tool calls, and any reasoning the provider wants carried
+forward), and the results of the tools it called. Instructions (the system
+prompt) are not a message: they travel beside the list in `ModelRequest`, so
+they stay a stable prefix that prompt caches can hit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
+
+from .usage import Usage
+
+
+@dataclass(slots=True)
+class ToolCall:
+    """The model asking for one tool to run.
+
+    `arguments` is the parsed JSON object. When the model produced arguments
+    that are not valid JSON, `arguments` is empty and `invalid_arguments`
+    keeps the raw text, so the loop can tell the model exactly what was wrong.
+    """
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    invalid_arguments: str | None = None
+
+
+@dataclass(slots=True)
+class Reasoning:
+    """Thinking the model did before answering, carried across tool-use turns.
+
+    Anthropic requires thinking blocks (with their signature, or the opaque
+    redacted data) to be sent back unchanged while a tool-use turn continues.
+    """
+
+    text: str = ""
+    signature: str | None = None
+    redacted_data: str | None = None
+
+
+@dataclass(slots=True)
+class UserMessage:
+    content: str
+    role: Literal["user"] = "user"
+
+
+@dataclass(slots=True)
+class AssistantMessage:
+    text: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    reasoning: list[Reasoning] = field(default_factory=list)
+    role: Literal["assistant"] = "assistant"
+
+
+@dataclass(slots=True)
+class ToolResult:
+    """What one tool call produced, as the text the model will read."""
+
+    tool_call_id: str
+    name: str
+    content: str
+    is_error: bool = False
+
+
+@dataclass(slots=True)
+class ToolResultsMessage:
+    """The results of every tool call from one assistant turn, in call order."""
+
+    results: list[ToolResult]
+    role: Literal["tool"] = "tool"
+
+
+Message: TypeAlias = UserMessage | AssistantMessage | ToolResultsMessage
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSchema:
+    """A tool as the model sees it: a name, a description and a JSON schema."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclass(slots=True)
+class ModelSettings:
+    """Sampling settings; None means the provider's default.
+
+    `extra` is merged into the provider's request body as is, for options
+    retinue does not model (for example `{"reasoning_effort": "low"}`).
+    """
+
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+    tool_choice: Literal["auto", "required", "none"] | None = None
+    parallel_tool_calls: bool | None = None
+    thinking_budget_tokens: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ModelRequest:
+    """Everything one model call needs, independent of the provider."""
+
+    instructions: str
+    messages: list[Message]
+    tools: list[ToolSchema]
+    settings: ModelSettings = field(default_factory=ModelSettings)
+
+
+StopReason: TypeAlias = Literal["end_turn", "tool_use", "max_tokens", "content_filter", "other"]
+
+
+@dataclass(slots=True)
+class ModelResponse:
+    """One answer of the model: text and/or tool calls, and what it cost."""
+
+    message: AssistantMessage
+    usage: Usage
+    model: str
+    stop_reason: StopReason = "end_turn"
+    response_id: str | None = None

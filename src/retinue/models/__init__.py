@@ -1,0 +1,1 @@
+"""Model providers: one file per wire protocol, plus pricing and resolution of model strings."""

@@ -1,0 +1,62 @@
+"""How a run ended."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, Literal, TypeAlias
+
+from typing_extensions import TypeVar
+
+from .limits import LimitReached
+from .messages import Message
+from .usage import Usage
+
+OutputT = TypeVar("OutputT", default=str)
+
+RunStatus: TypeAlias = Literal["completed", "limit", "error", "cancelled"]
+
+
+@dataclass(slots=True)
+class RunResult(Generic[OutputT]):
+    """The outcome of one agent run, whatever the ending.
+
+    `status` is "completed" when the model gave a final answer (in `output`),
+    "limit" when a limit stopped it (`limit` says which and whose), "error"
+    when something the loop cannot hand to the model failed (`error`), and
+    "cancelled" when the caller cancelled it. The conversation so far and the
+    usage are always there. `usage` is this agent's own model calls;
+    `total_usage` adds every sub-agent it started.
+    """
+
+    agent: str
+    run_id: str
+    status: RunStatus
+    output: OutputT | None
+    messages: list[Message]
+    usage: Usage
+    total_usage: Usage
+    turns: int
+    duration_seconds: float
+    limit: LimitReached | None = None
+    error: BaseException | None = None
+
+    @property
+    def completed(self) -> bool:
+        return self.status == "completed"
+
+    @property
+    def stop_reason(self) -> str:
+        """'completed', the name of the limit that stopped the run, 'error' or 'cancelled'."""
+        if self.limit is not None:
+            return self.limit.limit
+        return self.status
+
+    def describe(self) -> str:
+        """One line for people: how it ended and what it cost."""
+        if self.status == "completed":
+            ending = "completed"
+        elif self.limit is not None:
+            ending = f"stopped: {self.limit.describe()}"
+        else:
+            ending = f"{self.status}: {self.error}"
+        return f"{self.agent}: {ending} after {self.turns} turns; {self.total_usage.describe()}"

@@ -1,0 +1,64 @@
+"""What a tool can know about the run calling it."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .approvals import Approver
+from .events import EventSink
+from .limits import Budget
+from .messages import Message
+
+if TYPE_CHECKING:
+    from .agent import Agent
+
+
+@dataclass(slots=True, eq=False)
+class RunContext:
+    """One agent run, as seen by its tools.
+
+    A tool asks for it by annotating a parameter with `RunContext`; that
+    parameter is hidden from the model. `deps` is whatever the caller passed to
+    `run(deps=...)` (a database handle, a user id). `shared` is one dict for the
+    whole agent tree, for state agents must agree on (the decision record).
+    """
+
+    agent: Agent[Any]
+    run_id: str
+    budget: Budget
+    emit: EventSink | None = None
+    approver: Approver | None = None
+    deps: Any = None
+    depth: int = 0
+    parent: RunContext | None = None
+    tool_call_id: str | None = None
+    messages: list[Message] = field(default_factory=list)
+    shared: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def root(self) -> RunContext:
+        context = self
+        while context.parent is not None:
+            context = context.parent
+        return context
+
+    def child(self, agent: Agent[Any], *, tool_call_id: str | None) -> RunContext:
+        """The context of a sub-agent run started by one of this run's tools."""
+        return RunContext(
+            agent=agent,
+            run_id=new_run_id(),
+            budget=Budget(agent.name, agent.limits, parent=self.budget),
+            emit=self.emit,
+            approver=self.approver,
+            deps=self.deps,
+            depth=self.depth + 1,
+            parent=self,
+            tool_call_id=tool_call_id,
+            shared=self.shared,
+        )
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex

@@ -1,0 +1,276 @@
+"""Tools: typed Python functions the model can call.
+
+`@tool` turns a function into a `Tool`. The JSON schema the model sees comes
+from the type hints (through pydantic) and the docstring: its first paragraph
+is the description, its `Args:` section describes the parameters. Arguments
+are validated before the function runs; every failure becomes a message the
+model can act on, never a crash of the run (see `loop.execute_tool_call`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, get_type_hints, overload
+
+import pydantic
+import pydantic_core
+
+from .errors import ToolDefinitionError
+from .messages import ToolSchema
+
+if TYPE_CHECKING:
+    from .run_context import RunContext
+
+DEFAULT_MAX_OUTPUT_CHARS = 20_000
+_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+@dataclass(slots=True, eq=False)
+class Tool:
+    """A callable the model can use, with the schema it is shown.
+
+    `function` receives validated keyword arguments (and the `RunContext`
+    under `context_parameter`, if it asked for one). Architectures build tools
+    directly with a hand-made `args_model`; most users only ever write `@tool`.
+    """
+
+    name: str
+    description: str
+    function: Callable[..., Any]
+    args_model: type[pydantic.BaseModel]
+    context_parameter: str | None = None
+    timeout: float | None = None
+    requires_approval: bool = False
+    max_output_chars: int | None = None
+    run_in_thread: bool = True
+    schema: ToolSchema = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not _NAME_PATTERN.match(self.name):
+            raise ToolDefinitionError(
+                f"Tool name {self.name!r} is not allowed: providers accept 1-64 letters, digits, '_' or '-'. "
+                "Pass name=... to @tool."
+            )
+        self.schema = ToolSchema(self.name, self.description, _compact_schema(self.args_model))
+
+    async def invoke(self, arguments: dict[str, Any], context: RunContext) -> Any:
+        """Validate `arguments` and call the function. Raises pydantic.ValidationError on bad arguments."""
+        validated = self.args_model.model_validate(arguments)
+        kwargs = {name: getattr(validated, name) for name in type(validated).model_fields}
+        if self.context_parameter is not None:
+            kwargs[self.context_parameter] = context
+        if inspect.iscoroutinefunction(self.function):
+            return await self.function(**kwargs)
+        if self.run_in_thread:
+            # A sync tool may block (file or network I/O); a thread keeps the other agents moving.
+            return await asyncio.to_thread(self.function, **kwargs)
+        result = self.function(**kwargs)
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
+
+ToolFunction = Callable[..., Any] | Callable[..., Awaitable[Any]]
+
+
+@overload
+def tool(function: ToolFunction, /) -> Tool: ...
+
+
+@overload
+def tool(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    timeout: float | None = None,
+    requires_approval: bool = False,
+    max_output_chars: int | None = None,
+    run_in_thread: bool = True,
+) -> Callable[[ToolFunction], Tool]: ...
+
+
+def tool(
+    function: ToolFunction | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    timeout: float | None = None,
+    requires_approval: bool = False,
+    max_output_chars: int | None = None,
+    run_in_thread: bool = True,
+) -> Tool | Callable[[ToolFunction], Tool]:
+    """Make a tool from a typed function, sync or async. Use as `@tool` or `@tool(...)`.
+
+    `requires_approval` marks a consequential action (booking, paying, deleting):
+    the run asks its approver before calling it. `run_in_thread=False` runs a
+    sync function directly on the event loop, for functions known not to block.
+    """
+
+    def build(fn: ToolFunction) -> Tool:
+        return tool_from_function(
+            fn,
+            name=name,
+            description=description,
+            timeout=timeout,
+            requires_approval=requires_approval,
+            max_output_chars=max_output_chars,
+            run_in_thread=run_in_thread,
+        )
+
+    return build(function) if function is not None else build
+
+
+def tool_from_function(
+    fn: ToolFunction,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    timeout: float | None = None,
+    requires_approval: bool = False,
+    max_output_chars: int | None = None,
+    run_in_thread: bool = True,
+) -> Tool:
+    from .run_context import RunContext
+
+    tool_name = name or fn.__name__
+    summary, param_docs = parse_docstring(inspect.getdoc(fn) or "")
+    try:
+        hints = get_type_hints(fn)
+    except NameError as exc:
+        raise ToolDefinitionError(f"Tool {tool_name!r}: a type hint cannot be resolved ({exc}).") from exc
+    fields: dict[str, Any] = {}
+    context_parameter: str | None = None
+    for param in inspect.signature(fn).parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise ToolDefinitionError(
+                f"Tool {tool_name!r}: *{param.name} / **{param.name} cannot be described to a model; "
+                "list the parameters explicitly."
+            )
+        hint = hints.get(param.name)
+        if hint is None:
+            raise ToolDefinitionError(
+                f"Tool {tool_name!r}: parameter {param.name!r} has no type hint; "
+                "add one so the model knows what to send."
+            )
+        if hint is RunContext:
+            context_parameter = param.name
+            continue
+        default = ... if param.default is param.empty else param.default
+        fields[param.name] = (hint, pydantic.Field(default, description=param_docs.get(param.name)))
+    try:
+        args_model = pydantic.create_model(f"{tool_name}_arguments", **fields)
+    except pydantic.PydanticSchemaGenerationError as exc:
+        raise ToolDefinitionError(f"Tool {tool_name!r}: a parameter type cannot be described: {exc}") from exc
+    return Tool(
+        name=tool_name,
+        description=description if description is not None else summary,
+        function=fn,
+        args_model=args_model,
+        context_parameter=context_parameter,
+        timeout=timeout,
+        requires_approval=requires_approval,
+        max_output_chars=max_output_chars,
+        run_in_thread=run_in_thread,
+    )
+
+
+def as_tool(item: Tool | ToolFunction) -> Tool:
+    """Accept a Tool or a plain function wherever tools are listed."""
+    if isinstance(item, Tool):
+        return item
+    if callable(item):
+        return tool_from_function(item)
+    raise ToolDefinitionError(f"{item!r} is neither a Tool nor a function; decorate it with @tool.")
+
+
+_SECTION = re.compile(r"^(Args|Arguments|Parameters|Returns|Return|Raises|Yields|Examples?|Notes?):\s*$")
+_GOOGLE_PARAM = re.compile(r"^\s+(\*{0,2}\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
+_SPHINX_PARAM = re.compile(r"^:param\s+(?:[^:]*\s)?(\w+):\s*(.*)$")
+
+
+def parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
+    """Split a docstring into the description and per-parameter descriptions.
+
+    Understands Google style (`Args:` sections) and Sphinx style (`:param x:`).
+    """
+    description: list[str] = []
+    params: dict[str, str] = {}
+    section: str | None = None
+    current: str | None = None
+    for line in doc.splitlines():
+        header = _SECTION.match(line.strip())
+        if header and not line.startswith((" ", "\t")):
+            section, current = header.group(1), None
+            continue
+        sphinx = _SPHINX_PARAM.match(line.strip())
+        if sphinx:
+            current = sphinx.group(1)
+            params[current] = sphinx.group(2).strip()
+            section = "Args"
+            continue
+        if section is None:
+            if line.strip().startswith(":"):
+                section = "fields"
+                continue
+            description.append(line)
+        elif section in ("Args", "Arguments", "Parameters"):
+            google = _GOOGLE_PARAM.match(line)
+            if google and (current is None or _indent(line) <= _param_indent(doc)):
+                current = google.group(1).lstrip("*")
+                params[current] = google.group(2).strip()
+            elif current is not None and line.strip():
+                params[current] = f"{params[current]} {line.strip()}".strip()
+    return "\n".join(description).strip(), params
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _param_indent(doc: str) -> int:
+    for line in doc.splitlines():
+        if _GOOGLE_PARAM.match(line):
+            return _indent(line)
+    return 0
+
+
+def _compact_schema(args_model: type[pydantic.BaseModel]) -> dict[str, Any]:
+    # Titles repeat the parameter names; dropping them saves tokens on every request.
+    schema = args_model.model_json_schema()
+    schema.pop("title", None)
+    for prop in schema.get("properties", {}).values():
+        if isinstance(prop, dict):
+            prop.pop("title", None)
+    for definition in schema.get("$defs", {}).values():
+        if isinstance(definition, dict):
+            for prop in definition.get("properties", {}).values():
+                if isinstance(prop, dict):
+                    prop.pop("title", None)
+    return schema
+
+
+def render_tool_output(value: Any) -> str:
+    """The text a model reads for a tool's return value."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "Done (the tool returned no output)."
+    return pydantic_core.to_json(value, fallback=str).decode()
+
+
+def truncate_output(text: str, max_chars: int) -> str:
+    """Keep the head and the tail of an over-long output, saying how much was cut."""
+    if len(text) <= max_chars:
+        return text
+    tail = max_chars // 5
+    head = max_chars - tail
+    cut = len(text) - head - tail
+    return (
+        f"{text[:head]}\n[... {cut} of {len(text)} characters cut here to fit the output limit ...]\n"
+        f"{text[len(text) - tail :] if tail else ''}"
+    )
