@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic
 
 from .approvals import Approver
+from .context_policy import ContextPolicy
 from .errors import ConfigurationError
 from .events import Event, EventSink, RunFinished, fan_out
 from .limits import Budget, Limits
@@ -41,6 +42,7 @@ class Agent(Generic[OutputT]):
         max_tool_concurrency: At most this many tool calls of one turn run at once; None for no cap.
         max_tool_output_chars: Longer tool outputs are truncated, with a note saying how much was cut.
         output_retries: How many times an invalid final answer is sent back for another try.
+        context_policy: Compaction and tool-output offloading for long runs (see `retinue.context`).
     """
 
     name: str
@@ -55,11 +57,15 @@ class Agent(Generic[OutputT]):
     max_tool_concurrency: int | None = None
     max_tool_output_chars: int | None = None
     output_retries: int = 2
+    context_policy: ContextPolicy | None = None
     _run_tools: tuple[Tool, ...] = field(init=False, repr=False)
     _model: Model | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
-        tools = tuple(as_tool(item) for item in self.tools)
+        own_tools = tuple(as_tool(item) for item in self.tools)
+        tools = own_tools
+        if self.context_policy is not None:
+            tools += tuple(self.context_policy.tools())
         if self.output_type is not None:
             tools += (output_tool(self.output_type),)
         seen: set[str] = set()
@@ -69,7 +75,7 @@ class Agent(Generic[OutputT]):
             seen.add(item.name)
         if self.max_tool_concurrency is not None and self.max_tool_concurrency < 1:
             raise ConfigurationError("max_tool_concurrency must be at least 1, or None for no cap.")
-        object.__setattr__(self, "tools", tools[: len(tools) - (self.output_type is not None)])
+        object.__setattr__(self, "tools", own_tools)
         object.__setattr__(self, "_run_tools", tools)
         if not isinstance(self.model, str | None):
             object.__setattr__(self, "_model", self.model)

@@ -135,6 +135,8 @@ async def call_model(
     """One model call: build the request, send it, charge its usage, append its answer."""
     budget = context.budget
     budget.turns += 1
+    if agent.context_policy is not None:
+        await agent.context_policy.before_request(context, model)
     request = ModelRequest(
         instructions=agent.instructions_for(context),
         messages=list(messages),
@@ -208,6 +210,9 @@ async def execute_tool_call(call: ToolCall, tools_by_name: dict[str, Tool], cont
     started = time.perf_counter()
     content, is_error = await _tool_output(call, tools_by_name, context)
     result = ToolResult(call.id, call.name, content, is_error)
+    policy = context.agent.context_policy
+    if policy is not None:
+        result = await policy.on_tool_result(result, context)
     if emit is not None:
         emit(
             ToolCallFinished(
