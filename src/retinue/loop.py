@@ -118,6 +118,7 @@ async def run_loop(
     except Exception as exc:  # noqa: BLE001 - a failed run is reported in its result, never raised
         error = exc
     finally:
+        await context.run_cleanups()
         result = _result(agent, context, output, limit, error, cancelled, started)
         if emit is not None:
             emit(RunFinished(run_id=context.run_id, agent=agent.name, result=result))
@@ -248,7 +249,7 @@ async def _tool_output(call: ToolCall, tools_by_name: dict[str, Tool], context: 
     timeout = tool.timeout if tool.timeout is not None else context.agent.tool_timeout
     try:
         async with asyncio.timeout(timeout):
-            value = await tool.invoke(call.arguments, context)
+            value = await tool.invoke(call, context)
     except pydantic.ValidationError as exc:
         return _describe_invalid_arguments(tool, exc), True
     except ToolError as exc:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+import warnings
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,8 +36,10 @@ class RunContext:
     depth: int = 0
     parent: RunContext | None = None
     tool_call_id: str | None = None
+    kind: str = "root"
     messages: list[Message] = field(default_factory=list)
     shared: dict[str, Any] = field(default_factory=dict)
+    cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @property
     def root(self) -> RunContext:
@@ -44,7 +48,20 @@ class RunContext:
             context = context.parent
         return context
 
-    def child(self, agent: Agent[Any], *, tool_call_id: str | None) -> RunContext:
+    def on_finish(self, cleanup: Callable[[], Awaitable[None]]) -> None:
+        """Run `cleanup` when this run ends, however it ends (to close a sandbox or a server it started)."""
+        self.cleanups.append(cleanup)
+
+    async def run_cleanups(self) -> None:
+        # Last started, first closed; a failing cleanup must not stop the others.
+        while self.cleanups:
+            cleanup = self.cleanups.pop()
+            try:
+                await cleanup()
+            except Exception as exc:  # noqa: BLE001
+                warnings.warn(f"a cleanup of run {self.run_id} failed: {exc!r}", RuntimeWarning, stacklevel=1)
+
+    def child(self, agent: Agent[Any], *, tool_call_id: str | None, kind: str = "sub-agent") -> RunContext:
         """The context of a sub-agent run started by one of this run's tools."""
         return RunContext(
             agent=agent,
@@ -56,6 +73,7 @@ class RunContext:
             depth=self.depth + 1,
             parent=self,
             tool_call_id=tool_call_id,
+            kind=kind,
             shared=self.shared,
         )
 

@@ -20,7 +20,7 @@ import pydantic
 import pydantic_core
 
 from .errors import ToolDefinitionError
-from .messages import ToolSchema
+from .messages import ToolCall, ToolSchema
 
 if TYPE_CHECKING:
     from .run_context import RunContext
@@ -33,8 +33,9 @@ _NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 class Tool:
     """A callable the model can use, with the schema it is shown.
 
-    `function` receives validated keyword arguments (and the `RunContext`
-    under `context_parameter`, if it asked for one). Architectures build tools
+    `function` receives validated keyword arguments, plus the `RunContext`
+    under `context_parameter` and the `ToolCall` under `call_parameter` when
+    it asked for them (by annotating a parameter with that type). Architectures build tools
     directly with a hand-made `args_model`; most users only ever write `@tool`.
     """
 
@@ -43,6 +44,7 @@ class Tool:
     function: Callable[..., Any]
     args_model: type[pydantic.BaseModel]
     context_parameter: str | None = None
+    call_parameter: str | None = None
     timeout: float | None = None
     requires_approval: bool = False
     max_output_chars: int | None = None
@@ -57,12 +59,14 @@ class Tool:
             )
         self.schema = ToolSchema(self.name, self.description, _compact_schema(self.args_model))
 
-    async def invoke(self, arguments: dict[str, Any], context: RunContext) -> Any:
-        """Validate `arguments` and call the function. Raises pydantic.ValidationError on bad arguments."""
-        validated = self.args_model.model_validate(arguments)
+    async def invoke(self, call: ToolCall, context: RunContext) -> Any:
+        """Validate the call's arguments and run the function. Raises pydantic.ValidationError on bad arguments."""
+        validated = self.args_model.model_validate(call.arguments)
         kwargs = {name: getattr(validated, name) for name in type(validated).model_fields}
         if self.context_parameter is not None:
             kwargs[self.context_parameter] = context
+        if self.call_parameter is not None:
+            kwargs[self.call_parameter] = call
         if inspect.iscoroutinefunction(self.function):
             return await self.function(**kwargs)
         if self.run_in_thread:
@@ -145,6 +149,7 @@ def tool_from_function(
         raise ToolDefinitionError(f"Tool {tool_name!r}: a type hint cannot be resolved ({exc}).") from exc
     fields: dict[str, Any] = {}
     context_parameter: str | None = None
+    call_parameter: str | None = None
     for param in inspect.signature(fn).parameters.values():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             raise ToolDefinitionError(
@@ -160,6 +165,9 @@ def tool_from_function(
         if hint is RunContext:
             context_parameter = param.name
             continue
+        if hint is ToolCall:
+            call_parameter = param.name
+            continue
         default = ... if param.default is param.empty else param.default
         fields[param.name] = (hint, pydantic.Field(default, description=param_docs.get(param.name)))
     try:
@@ -172,6 +180,7 @@ def tool_from_function(
         function=fn,
         args_model=args_model,
         context_parameter=context_parameter,
+        call_parameter=call_parameter,
         timeout=timeout,
         requires_approval=requires_approval,
         max_output_chars=max_output_chars,

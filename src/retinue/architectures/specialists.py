@@ -1,0 +1,94 @@
+"""Lead-Specialist: a lead plans and delegates, through tool calls, to domain specialists.
+
+A specialist is an ordinary `Agent` (its own instructions, tools, model and
+loop) that the lead sees as one tool, `ask_<name>`. The lead sends a question
+and whatever context it chooses; the specialist works in its own conversation
+and only its answer comes back, so its working context never floods the lead's.
+Specialists asked in one model turn run concurrently, like any tool calls.
+
+With a shared decision record (the default), the lead and its specialists
+share what has been decided: each specialist reads the record with its
+question and can add to it, and conflicting decisions are flagged to the lead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import pydantic
+
+from ..agent import Agent
+from ..errors import ToolError
+from ..messages import ToolCall
+from ..run_context import RunContext
+from ..tools import Tool, ToolFunction
+from .decisions import DecisionRecord, record_decision_tool
+from .subagents import answer_text, describe_ending, run_sub_agent
+
+
+class SpecialistQuestion(pydantic.BaseModel):
+    question: str = pydantic.Field(
+        description="What you need from the specialist, with every fact and constraint it needs to answer."
+    )
+
+
+def specialist(agent: Agent[Any], *, description: str | None = None, share_decisions: bool = True) -> Tool:
+    """Expose `agent` to a lead as the tool `ask_<agent.name>`.
+
+    The tool's description is `description`, else the agent's own
+    `description`: say what the specialist knows and can do.
+    """
+    consulted = agent
+    if share_decisions and not any(t.name == "record_decision" for t in agent.tools_for_run()):
+        consulted = agent.override(tools=[*agent.tools, record_decision_tool(can_overrule=False)])
+    tool_name = "ask_" + _tool_safe(agent.name)
+    domain = description or agent.description or f"Ask the {agent.name} specialist."
+
+    async def ask_specialist(context: RunContext, call: ToolCall, question: str) -> str:
+        prompt = question
+        if share_decisions:
+            prompt = f"{question}\n\nDecisions already made on this task:\n{DecisionRecord.of(context).render()}"
+        record = DecisionRecord.of(context)
+        conflicts_before = len(record.conflicts)
+        result = await run_sub_agent(consulted, prompt, context, call, kind="specialist")
+        answer = answer_text(result)
+        new_conflicts = record.conflicts[conflicts_before:]
+        if new_conflicts:
+            listed = "\n".join(f"- {conflict.describe()}" for conflict in new_conflicts)
+            answer += f"\n\nDecision conflicts raised by {agent.name}:\n{listed}"
+        if not result.completed:
+            raise ToolError(f"the {agent.name} specialist did not finish ({describe_ending(result)}). {answer}".strip())
+        return answer
+
+    return Tool(
+        name=tool_name,
+        description=domain,
+        function=ask_specialist,
+        args_model=SpecialistQuestion,
+        context_parameter="context",
+        call_parameter="call",
+        run_in_thread=False,
+    )
+
+
+def lead_agent(
+    name: str,
+    *,
+    specialists: Sequence[Agent[Any]],
+    instructions: str = "",
+    tools: Sequence[Tool | ToolFunction] = (),
+    share_decisions: bool = True,
+    **agent_options: Any,
+) -> Agent[Any]:
+    """A lead that can consult each of `specialists`, and record decisions they must all respect."""
+    lead_tools: list[Tool | ToolFunction] = list(tools)
+    lead_tools += [specialist(member, share_decisions=share_decisions) for member in specialists]
+    if share_decisions:
+        lead_tools.append(record_decision_tool(can_overrule=True))
+    return Agent(name=name, instructions=instructions, tools=lead_tools, **agent_options)
+
+
+def _tool_safe(name: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9_-]+", "_", name).strip("_").lower()[:60] or "agent"

@@ -1,0 +1,188 @@
+"""Lead-Specialist: a lead delegates to domain specialists through tool calls."""
+
+from __future__ import annotations
+
+from retinue import Agent, tool
+from retinue.architectures import lead_agent, specialist
+from retinue.errors import ProviderUnavailableError
+from retinue.events import Event, Notice, RunFinished, RunStarted, SubAgentStarted
+from retinue.messages import ModelRequest, ToolResultsMessage, UserMessage
+from retinue.testing.scripted import ScriptedModel, call
+
+
+def last_user_text(request: ModelRequest) -> str:
+    return next(m.content for m in reversed(request.messages) if isinstance(m, UserMessage))
+
+
+def tool_results(request: ModelRequest) -> list[str]:
+    return [r.content for m in request.messages if isinstance(m, ToolResultsMessage) for r in m.results]
+
+
+@tool
+def search_flights(origin: str, destination: str) -> str:
+    """Find flights."""
+    return "UA 1142 SFO-JFK 08:05 $312\n" + "seat map and fare rules ... " * 200
+
+
+flights = Agent(
+    name="flights",
+    description="Finds and compares flights.",
+    model=ScriptedModel([call("search_flights", origin="SFO", destination="JFK"), "UA 1142 at 08:05, $312."]),
+    tools=[search_flights],
+)
+
+
+async def test_the_lead_sees_the_specialists_answer_but_not_its_working_context() -> None:
+    lead_model = ScriptedModel([call("ask_flights", question="Cheapest SFO to JFK on 2026-12-12?"), "Book UA 1142."])
+    lead = lead_agent("lead", specialists=[flights], model=lead_model, share_decisions=False)
+
+    result = await lead.run("Plan my trip to New York.")
+
+    assert result.output == "Book UA 1142."
+    [answer] = tool_results(lead_model.requests[1])
+    assert answer == "UA 1142 at 08:05, $312."
+    assert "seat map" not in str(lead_model.requests[1].messages)
+
+
+async def test_a_specialist_is_described_to_the_lead_by_its_domain() -> None:
+    lead = lead_agent("lead", specialists=[flights], model=ScriptedModel(["ok"]))
+    schema = next(t.schema for t in lead.tools if t.name == "ask_flights")
+    assert schema.description == "Finds and compares flights."
+    assert list(schema.parameters["properties"]) == ["question"]
+
+
+async def test_specialists_asked_in_one_turn_run_concurrently() -> None:
+    specialists = [
+        Agent(name=domain, model=ScriptedModel([f"{domain} answer"], latency=0.2)) for domain in ("hotels", "weather")
+    ]
+    lead_model = ScriptedModel(
+        [[call("ask_hotels", question="A hotel in Midtown?"), call("ask_weather", question="Rain on 12-12?")], "Done."]
+    )
+    events: list[Event] = []
+    lead = lead_agent("lead", specialists=specialists, model=lead_model, share_decisions=False)
+
+    await lead.run("Plan it.", on_event=events.append)
+
+    child_runs = {e.run_id for e in events if isinstance(e, RunStarted) and e.parent_run_id}
+    starts = [e.timestamp for e in events if isinstance(e, RunStarted) and e.run_id in child_runs]
+    ends = [e.timestamp for e in events if isinstance(e, RunFinished) and e.run_id in child_runs]
+    assert len(starts) == 2
+    assert max(starts) < min(ends), "the second specialist started only after the first finished"
+
+
+async def test_a_failing_specialist_becomes_an_error_the_lead_can_work_around() -> None:
+    broken = Agent(name="cars", model=ScriptedModel([ProviderUnavailableError("upstream down")]))
+    lead_model = ScriptedModel([call("ask_cars", question="A car at JFK?"), "No car info, sorry."])
+    lead = lead_agent("lead", specialists=[broken], model=lead_model)
+
+    result = await lead.run("Car?")
+
+    assert result.completed
+    message = lead_model.requests[1].messages[-1]
+    assert isinstance(message, ToolResultsMessage)
+    assert message.results[0].is_error
+    assert "cars specialist did not finish" in message.results[0].content
+    assert "upstream down" in message.results[0].content
+
+
+async def test_events_of_lead_and_specialists_form_one_tree_and_usage_rolls_up() -> None:
+    lead_model = ScriptedModel([call("ask_flights", question="SFO to JFK?"), "Done."])
+    specialist_model = ScriptedModel([call("search_flights", origin="SFO", destination="JFK"), "UA 1142."])
+    lead = lead_agent("lead", specialists=[flights.override(model=specialist_model)], model=lead_model)
+    events: list[Event] = []
+
+    result = await lead.run("Go.", on_event=events.append)
+
+    [root] = [e for e in events if isinstance(e, RunStarted) and e.parent_run_id is None]
+    [child] = [e for e in events if isinstance(e, RunStarted) and e.parent_run_id == root.run_id]
+    [started] = [e for e in events if isinstance(e, SubAgentStarted)]
+    assert started.child_run_id == child.run_id and started.kind == "specialist"
+    assert result.usage.requests == 2
+    assert result.total_usage.requests == 4
+    assert result.total_usage.input_tokens > result.usage.input_tokens
+
+
+async def test_decisions_made_by_one_specialist_reach_the_next() -> None:
+    """The seed's failure case: the car specialist must not assume a different return date."""
+
+    def flights_script(request: ModelRequest) -> object:
+        if not tool_results(request):
+            return call("record_decision", topic="Return date", value="2026-12-14", note="UA 1143 JFK-SFO")
+        return "Return on UA 1143, 2026-12-14."
+
+    def cars_script(request: ModelRequest) -> object:
+        # The car specialist reads the return date from the shared record in its question.
+        question = last_user_text(request)
+        return_date = "2026-12-14" if "Return date: 2026-12-14" in question else "2026-12-15"
+        return f"Compact car from 2026-12-12 to {return_date}."
+
+    lead_model = ScriptedModel(
+        [
+            call("ask_flights", question="Round trip SFO-JFK leaving 2026-12-12, back about 3 days later."),
+            call("ask_cars", question="A car at JFK for the stay."),
+            "All set.",
+        ]
+    )
+    lead = lead_agent(
+        "lead",
+        specialists=[
+            Agent(name="flights", model=ScriptedModel(flights_script)),
+            Agent(name="cars", model=ScriptedModel(cars_script)),
+        ],
+        model=lead_model,
+    )
+
+    await lead.run("Trip to New York, 3 days, with a car.")
+
+    assert tool_results(lead_model.requests[2])[-1] == "Compact car from 2026-12-12 to 2026-12-14."
+
+
+async def test_a_conflicting_decision_is_refused_and_flagged_to_the_lead() -> None:
+    def flights_script(request: ModelRequest) -> object:
+        if not tool_results(request):
+            return call("record_decision", topic="return date", value="2026-12-14")
+        return "Back on 2026-12-14."
+
+    def cars_script(request: ModelRequest) -> object:
+        if not tool_results(request):
+            return call("record_decision", topic="Return Date", value="2026-12-15")
+        return "Car booked until 2026-12-15."
+
+    lead_model = ScriptedModel(
+        [call("ask_flights", question="Flights?"), call("ask_cars", question="Car?"), "Checking the dates."]
+    )
+    lead = lead_agent(
+        "lead",
+        specialists=[
+            Agent(name="flights", model=ScriptedModel(flights_script)),
+            Agent(name="cars", model=ScriptedModel(cars_script)),
+        ],
+        model=lead_model,
+    )
+    events: list[Event] = []
+
+    await lead.run("Trip.", on_event=events.append)
+
+    car_answer = tool_results(lead_model.requests[2])[-1]
+    assert "Decision conflict" in car_answer
+    assert "'cars' wanted return date = '2026-12-15'" in car_answer
+    assert "'flights' had decided return date = '2026-12-14'" in car_answer
+    [notice] = [e for e in events if isinstance(e, Notice)]
+    assert notice.kind == "decision_conflict" and notice.agent == "cars"
+
+
+async def test_the_lead_may_overrule_a_decision() -> None:
+    lead_model = ScriptedModel(
+        [
+            call("record_decision", topic="budget", value="$2000"),
+            call("record_decision", topic="budget", value="$2500", note="user raised it"),
+            "ok",
+        ]
+    )
+    lead = lead_agent("lead", specialists=[], model=lead_model)
+    await lead.run("Go.")
+    assert "budget: $2500 [decided by lead] (user raised it)" in tool_results(lead_model.requests[2])[-1]
+
+
+def test_a_specialist_tool_is_named_after_its_agent() -> None:
+    assert specialist(Agent(name="Car Rental")).name == "ask_car_rental"
