@@ -1,0 +1,387 @@
+"""retinue's benchmark suite: the framework's own cost, where it shows at scale.
+
+    python benchmarks/run.py            # the full suite, a few minutes
+    python benchmarks/run.py --quick    # a short run that checks the suite works (CI)
+    python benchmarks/run.py --only S1,S3
+
+Model traffic goes to a fake OpenAI-compatible server in its own process
+(benchmarks/fake_server.py), so the client's CPU and memory are measured
+alone. Each figure is a median over repetitions in one invocation, or a ratio
+to a lower bound or a baseline measured in the same run: the machine is
+shared and noisy, absolute numbers from different runs do not compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from retinue import Agent, Limits, tool  # noqa: E402
+from retinue.architectures import lead_agent  # noqa: E402
+from retinue.models.http import close_sessions  # noqa: E402
+from retinue.models.openai import OpenAIModel  # noqa: E402
+
+
+@dataclass
+class Row:
+    scenario: str
+    what: str
+    value: float
+    unit: str
+    target: str
+    passed: bool | None
+
+    def cells(self) -> list[str]:
+        verdict = {True: "yes", False: "NO", None: ""}[self.passed]
+        return [self.scenario, self.what, f"{self.value:.3g} {self.unit}".strip(), self.target, verdict]
+
+
+@tool(run_in_thread=False)
+async def lookup(key: str) -> str:
+    """Look up a key."""
+    return f"value of {key}"
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds of another process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+SERVER_PIDS: dict[str, int] = {}
+
+
+@contextlib.contextmanager
+def fake_server(policy: str, steps: int, latency_ms: float) -> Iterator[str]:
+    process = subprocess.Popen(
+        [sys.executable, str(HERE / "fake_server.py"), "--policy", policy, "--steps", str(steps)]
+        + ["--latency-ms", str(latency_ms)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        port = int(process.stdout.readline())
+        url = f"http://127.0.0.1:{port}/v1"
+        SERVER_PIDS[url] = process.pid
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def model(base_url: str) -> OpenAIModel:
+    return OpenAIModel("bench-model", base_url=base_url, api_key="unused", max_retries=0)
+
+
+def step_agent(base_url: str, name: str = "bench") -> Agent:
+    return Agent(name=name, instructions="Look things up.", model=model(base_url), tools=[lookup])
+
+
+async def bare_conversation(session: aiohttp.ClientSession, base_url: str, requests: int) -> None:
+    """The baseline: the same conversation with nothing but aiohttp and json."""
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": "Look things up."},
+        {"role": "user", "content": "go"},
+    ]
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    for _ in range(requests):
+        body = {"model": "bench-model", "messages": messages, "tools": tools}
+        async with session.post(f"{base_url}/chat/completions", json=body) as response:
+            reply = await response.json()
+        message = reply["choices"][0]["message"]
+        messages.append(message)
+        for tool_call in message.get("tool_calls") or ():
+            messages.append({"role": "tool", "tool_call_id": tool_call["id"], "content": "value of k"})
+
+
+def s1_step_overhead(quick: bool) -> list[Row]:
+    steps, runs, repetitions = (20, 3, 3) if quick else (20, 20, 7)
+
+    async def measure() -> tuple[float, float]:
+        ours: list[float] = []
+        bare: list[float] = []
+        with fake_server("steps", steps, 0) as base_url:
+            agent = step_agent(base_url)
+            async with aiohttp.ClientSession() as session:
+                await agent.run("go")  # warm up the connection pool and caches
+                await bare_conversation(session, base_url, steps + 1)
+                for _ in range(repetitions):
+                    started = time.process_time()
+                    for _ in range(runs):
+                        result = await agent.run("go")
+                        assert result.completed and result.turns == steps + 1, result.describe()
+                    ours.append((time.process_time() - started) / (runs * (steps + 1)))
+                    started = time.process_time()
+                    for _ in range(runs):
+                        await bare_conversation(session, base_url, steps + 1)
+                    bare.append((time.process_time() - started) / (runs * (steps + 1)))
+            await close_sessions()
+        return statistics.median(ours), statistics.median(bare)
+
+    ours, bare = asyncio.run(measure())
+    return [
+        Row("S1", "client CPU per step (20 tool steps, 0 ms)", ours * 1000, "ms", "<= 1.0 ms", ours <= 0.001),
+        Row("S1", "same, bare aiohttp loop (baseline)", bare * 1000, "ms", "", None),
+    ]
+
+
+def s2_concurrency(quick: bool) -> list[Row]:
+    agents, repetitions = (100, 1) if quick else (1000, 3)
+    steps, latency = 3, 0.3
+    lower_bound = (steps + 1) * latency
+
+    async def timed(make: Callable[[], Awaitable[Any]]) -> float:
+        started = time.perf_counter()
+        await make()
+        return time.perf_counter() - started
+
+    async def measure() -> tuple[float, float, float, float]:
+        ours: list[float] = []
+        bare: list[float] = []
+        server_share: list[float] = []
+        with fake_server("steps", steps, latency * 1000) as base_url:
+            server_pid = SERVER_PIDS[base_url]
+            agent = step_agent(base_url)
+
+            async def run_all() -> None:
+                results = await asyncio.gather(*(agent.run("go") for _ in range(agents)))
+                assert all(r.completed for r in results), [r.describe() for r in results if not r.completed][:3]
+
+            connector = aiohttp.TCPConnector(limit=0)
+            async with aiohttp.ClientSession(connector=connector) as session:
+
+                async def bare_all() -> None:
+                    await asyncio.gather(*(bare_conversation(session, base_url, steps + 1) for _ in range(agents)))
+
+                await run_all()  # warm-up: open the connections once
+                await bare_all()
+                for _ in range(repetitions):
+                    server_cpu = process_cpu_seconds(server_pid)
+                    ours.append(await timed(run_all))
+                    server_share.append((process_cpu_seconds(server_pid) - server_cpu) / ours[-1])
+                    bare.append(await timed(bare_all))
+            gc.collect()
+            tracemalloc.start()
+            baseline = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            await run_all()
+            peak = tracemalloc.get_traced_memory()[1] - baseline
+            tracemalloc.stop()
+            await close_sessions()
+        return statistics.median(ours), statistics.median(bare), peak / agents, statistics.median(server_share)
+
+    ours, bare, per_agent, server_share = asyncio.run(measure())
+    return [
+        Row(
+            "S2",
+            f"{agents} agents x 3 steps, 300 ms: wall / 1.2 s bound",
+            ours / lower_bound,
+            "x",
+            "<= 2.0",
+            ours / lower_bound <= 2.0,
+        ),
+        Row("S2", "same, bare aiohttp loop (baseline)", bare / lower_bound, "x", "", None),
+        Row(
+            "S2",
+            "fake server's CPU busy share during the run (not the bottleneck)",
+            server_share * 100,
+            "%",
+            "< 50 %",
+            server_share < 0.5,
+        ),
+        Row("S2", "memory per agent (tracemalloc peak)", per_agent / 1024, "KB", "<= 40 KB", per_agent <= 40 * 1024),
+    ]
+
+
+def s3_parallel_delegation(quick: bool) -> list[Row]:
+    repetitions = 1 if quick else 5
+    lower_bound = 1.5  # lead turn, 3 specialist turns (2 tool steps and an answer), lead answer: 5 x 300 ms
+
+    async def measure() -> float:
+        times: list[float] = []
+        with fake_server("delegation", 2, 300) as base_url:
+            specialists = [
+                Agent(name=domain, model=model(base_url), tools=[lookup], description=f"Knows {domain}.")
+                for domain in ("flights", "hotels", "cars", "weather")
+            ]
+            lead = lead_agent("lead", specialists=specialists, model=model(base_url), share_decisions=False)
+            await lead.run("Plan a trip.")
+            for _ in range(repetitions):
+                started = time.perf_counter()
+                result = await lead.run("Plan a trip.")
+                times.append(time.perf_counter() - started)
+                assert result.completed and result.total_usage.requests == 2 + 4 * 3, result.describe()
+            await close_sessions()
+        return statistics.median(times)
+
+    wall = asyncio.run(measure())
+    return [
+        Row(
+            "S3",
+            "lead + 4 specialists in one turn: wall / 1.5 s bound",
+            wall / lower_bound,
+            "x",
+            "<= 1.05",
+            wall / lower_bound <= 1.05,
+        )
+    ]
+
+
+class RecordingModel:
+    """Keeps the first request an agent sends, and answers at once."""
+
+    def __init__(self) -> None:
+        self.first: Any = None
+
+    @property
+    def model_id(self) -> str:
+        return "scripted:recording"
+
+    async def request(self, request: Any, on_text: Any = None) -> Any:
+        from retinue.testing.scripted import ScriptedModel
+
+        self.first = self.first or request
+        return await ScriptedModel(["ok"]).request(request)
+
+
+def s4_prompt_overhead(quick: bool) -> list[Row]:
+    """Text the framework adds to the first request beyond what the user wrote."""
+    instructions, prompt = "You plan trips.", "Plan a trip to Paris."
+
+    def added_chars(agent: Agent, user_tool_text: int) -> int:
+        recorder = RecordingModel()
+        asyncio.run(agent.override(model=recorder).run(prompt))
+        request = recorder.first
+        body = OpenAIModel("x", base_url="http://127.0.0.1:9/v1", api_key="x")._body(request)
+        text = sum(len(m.get("content") or "") for m in body["messages"])
+        text += sum(_schema_text(t["function"]) for t in body.get("tools", []))
+        return text - len(instructions) - len(prompt) - user_tool_text
+
+    plain = Agent(name="plain", instructions=instructions, tools=[lookup])
+    lookup_text = _schema_text(
+        {"name": lookup.name, "description": lookup.description, "parameters": lookup.schema.parameters}
+    )
+    specialists = [Agent(name=d, description=f"Knows {d}.") for d in ("flights", "hotels", "cars", "weather")]
+    lead = lead_agent("lead", specialists=specialists, instructions=instructions)
+    user_lead_text = sum(len(f"ask_{d}") + len(f"Knows {d}.") for d in ("flights", "hotels", "cars", "weather"))
+    plain_added = added_chars(plain, lookup_text)
+    return [
+        Row(
+            "S4", "characters added to a plain agent's first request", plain_added, "chars", "<= 40", plain_added <= 40
+        ),
+        Row(
+            "S4",
+            "same, lead with 4 specialists and the decision record (tool schemas)",
+            added_chars(lead, user_lead_text),
+            "chars",
+            "",
+            None,
+        ),
+    ]
+
+
+def _schema_text(function: dict[str, Any]) -> int:
+    """Characters of names and descriptions in a tool schema (JSON punctuation not counted)."""
+    total = len(function.get("name", "")) + len(function.get("description", ""))
+    for name, prop in function.get("parameters", {}).get("properties", {}).items():
+        total += len(name) + len(prop.get("description", ""))
+    return total
+
+
+def import_time(quick: bool) -> list[Row]:
+    code = "import time; t = time.perf_counter(); import retinue; print(time.perf_counter() - t)"
+    times = []
+    for _ in range(3 if quick else 7):
+        output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        times.append(float(output.stdout))
+    median = statistics.median(times)
+    return [Row("import", "import retinue", median * 1000, "ms", "<= 250 ms", median <= 0.25)]
+
+
+def sandbox(quick: bool) -> list[Row]:
+    import bench_sandbox
+
+    return [_row_from_helper("sandbox", row) for row in bench_sandbox.run(quick)]
+
+
+def tracing(quick: bool) -> list[Row]:
+    import bench_tracing
+
+    return [_row_from_helper("tracing", row) for row in bench_tracing.run(quick)]
+
+
+def _row_from_helper(scenario: str, row: dict[str, Any]) -> Row:
+    passed = row.get("passed")
+    return Row(
+        scenario,
+        row["scenario"],
+        float(row["value"]),
+        row["unit"],
+        str(row.get("target", "")),
+        passed if isinstance(passed, bool) else None,
+    )
+
+
+SCENARIOS: dict[str, Callable[[bool], list[Row]]] = {
+    "S1": s1_step_overhead,
+    "S2": s2_concurrency,
+    "S3": s3_parallel_delegation,
+    "S4": s4_prompt_overhead,
+    "import": import_time,
+    "sandbox": sandbox,
+    "tracing": tracing,
+}
+
+
+def render(rows: list[Row]) -> str:
+    header = ["scenario", "what", "measured", "target", "met"]
+    table = [header, *(row.cells() for row in rows)]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    lines = [
+        "| " + " | ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)) + " |" for line in table
+    ]
+    lines.insert(1, "|" + "|".join("-" * (width + 2) for width in widths) + "|")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes, to check the suite works")
+    parser.add_argument("--only", help="comma-separated scenarios: " + ",".join(SCENARIOS))
+    parser.add_argument("--json", type=Path, default=HERE / "results" / "latest.json")
+    args = parser.parse_args()
+    os.environ.setdefault("RETINUE_HOME", str(HERE / "results" / "home"))
+    chosen = args.only.split(",") if args.only else list(SCENARIOS)
+    unknown = set(chosen) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    rows: list[Row] = []
+    for name in chosen:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        rows.extend(SCENARIOS[name](args.quick))
+    print(render(rows))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps([row.__dict__ for row in rows], indent=2))
+
+
+if __name__ == "__main__":
+    main()
