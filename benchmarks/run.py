@@ -34,7 +34,7 @@ import aiohttp
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from retinue import Agent, Limits, tool  # noqa: E402
+from retinue import Agent, tool  # noqa: E402
 from retinue.architectures import lead_agent  # noqa: E402
 from retinue.models.http import close_sessions  # noqa: E402
 from retinue.models.openai import OpenAIModel  # noqa: E402
@@ -72,8 +72,10 @@ SERVER_PIDS: dict[str, int] = {}
 @contextlib.contextmanager
 def fake_server(policy: str, steps: int, latency_ms: float) -> Iterator[str]:
     process = subprocess.Popen(
-        [sys.executable, str(HERE / "fake_server.py"), "--policy", policy, "--steps", str(steps)]
-        + ["--latency-ms", str(latency_ms)],
+        [
+            *(sys.executable, str(HERE / "fake_server.py")),
+            *("--policy", policy, "--steps", str(steps), "--latency-ms", str(latency_ms)),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
