@@ -170,13 +170,23 @@ class Agent(Generic[OutputT]):
         limits: Limits | None = None,
     ) -> AsyncIterator[Event]:
         """Run the agent and yield every event as it happens, sub-agents' included, ending with RunFinished."""
-        queue: asyncio.Queue[Event] = asyncio.Queue()
+        queue: asyncio.Queue[Event | None] = asyncio.Queue()  # None: the run task failed
         sink = fan_out(queue.put_nowait, on_event)
         context = self.new_context(deps=deps, approver=approver, on_event=sink, limits=limits)
         task = asyncio.create_task(run_loop(self, prompt, context, history=history, stream_text=True))
+
+        def wake_reader_on_failure(done: asyncio.Task[RunResult[OutputT]]) -> None:
+            # run_loop reports failures in its result; should it raise anyway, the reader must not wait forever.
+            if not done.cancelled() and done.exception() is not None:
+                queue.put_nowait(None)
+
+        task.add_done_callback(wake_reader_on_failure)
         try:
             while True:
                 event = await queue.get()
+                if event is None:
+                    task.result()  # re-raises the run's exception
+                    return
                 yield event
                 if isinstance(event, RunFinished) and event.run_id == context.run_id:
                     break

@@ -29,6 +29,7 @@ from .events import (
 )
 from .limits import Budget, LimitReached
 from .messages import (
+    AssistantMessage,
     Message,
     ModelRequest,
     ModelResponse,
@@ -38,7 +39,7 @@ from .messages import (
     UserMessage,
 )
 from .models.base import Model, TextSink
-from .models.pricing import price_for
+from .models.pricing import price_of
 from .output import OUTPUT_TOOL_NAME, FinalOutput, parse_text_output
 from .result import OutputT, RunResult
 from .tools import DEFAULT_MAX_OUTPUT_CHARS, Tool, render_tool_output, truncate_output
@@ -58,7 +59,6 @@ async def run_loop(
 ) -> RunResult[OutputT]:
     """Run `agent` on `prompt` until it answers or a limit stops it. Never raises for a failed run."""
     started = time.perf_counter()
-    model = agent.resolved_model()
     tools = agent.tools_for_run()
     tools_by_name = {t.name: t for t in tools}
     messages = context.messages
@@ -67,13 +67,14 @@ async def run_loop(
     budget = context.budget
     emit = context.emit
     on_text = _text_sink(context) if stream_text else None
+    model, setup_error = _resolve_model(agent)
     if emit is not None:
         emit(
             RunStarted(
                 run_id=context.run_id,
                 agent=agent.name,
                 prompt=prompt,
-                model_id=model.model_id,
+                model_id=model.model_id if model is not None else str(agent.model),
                 parent_run_id=context.parent.run_id if context.parent else None,
                 parent_tool_call_id=context.tool_call_id,
                 depth=context.depth,
@@ -83,9 +84,12 @@ async def run_loop(
     limit: LimitReached | None = None
     error: BaseException | None = None
     cancelled = False
+    wall_clock = asyncio.timeout_at(_deadline(context))
     try:
+        if model is None:
+            raise setup_error or ConfigurationError(f"Agent '{agent.name}' has no model.")
         _check_cost_limit_is_enforceable(model, context)
-        async with asyncio.timeout_at(_deadline(context)):
+        async with wall_clock:
             output_retries = agent.output_retries
             while True:
                 limit = budget.check()
@@ -93,25 +97,25 @@ async def run_loop(
                     break
                 response = await call_model(agent, model, messages, tools, context, on_text)
                 calls = response.message.tool_calls
-                if not calls:
+                if calls:
+                    results, output = await run_tool_calls(agent, calls, tools_by_name, context)
+                    messages.append(ToolResultsMessage(results))
+                else:
                     output = parse_text_output(agent.output_type, response.message.text)
-                    if output.valid:
-                        break
-                    output_retries -= 1
-                    if output_retries < 0:
-                        raise OutputValidationError(output.problem)
-                    messages.append(UserMessage(output.problem))
+                    if not output.valid:
+                        messages.append(UserMessage(output.problem))
+                if output is None:
                     continue
-                results, output = await run_tool_calls(agent, calls, tools_by_name, context)
-                messages.append(ToolResultsMessage(results))
-                if output is not None and output.valid:
+                if output.valid:
                     break
-                if output is not None:
-                    output_retries -= 1
-                    if output_retries < 0:
-                        raise OutputValidationError(output.problem)
-    except TimeoutError:
-        limit = budget.check() or _wall_limit(context)
+                output_retries -= 1
+                if output_retries < 0:
+                    raise OutputValidationError(output.problem)
+    except TimeoutError as exc:
+        if wall_clock.expired():
+            limit = budget.check() or _wall_limit(context)
+        else:
+            error = exc
     except asyncio.CancelledError:
         cancelled = True
         raise
@@ -119,10 +123,34 @@ async def run_loop(
         error = exc
     finally:
         await context.run_cleanups()
+        if limit is not None or error is not None or cancelled:
+            _answer_pending_calls(messages, "the run stopped before this call finished")
         result = _result(agent, context, output, limit, error, cancelled, started)
         if emit is not None:
             emit(RunFinished(run_id=context.run_id, agent=agent.name, result=result))
     return result
+
+
+def _answer_pending_calls(messages: list[Message], reason: str) -> None:
+    """Give every unanswered tool call of the last turn a result, so the conversation can be continued.
+
+    Providers reject a history whose last assistant turn has tool calls without results.
+    """
+    if not messages:
+        return
+    last = messages[-1]
+    if isinstance(last, AssistantMessage) and last.tool_calls:
+        messages.append(
+            ToolResultsMessage([ToolResult(c.id, c.name, f"Not run: {reason}.", True) for c in last.tool_calls])
+        )
+
+
+def _resolve_model(agent: Agent[Any]) -> tuple[Model | None, Exception | None]:
+    # A bad model string must end the run like any error, with the usual events, not raise from run().
+    try:
+        return agent.resolved_model(), None
+    except Exception as exc:  # noqa: BLE001
+        return None, exc
 
 
 async def call_model(
@@ -238,6 +266,10 @@ async def _tool_output(call: ToolCall, tools_by_name: dict[str, Tool], context: 
             "Send a single JSON object matching the tool's parameters.",
             True,
         )
+    try:
+        arguments = tool.validate(call.arguments)
+    except pydantic.ValidationError as exc:
+        return _describe_invalid_arguments(tool, exc), True
     if tool.requires_approval:
         approval = await _ask_approval(tool, call, context)
         if not approval.approved:
@@ -247,15 +279,16 @@ async def _tool_output(call: ToolCall, tools_by_name: dict[str, Tool], context: 
                 True,
             )
     timeout = tool.timeout if tool.timeout is not None else context.agent.tool_timeout
+    deadline = asyncio.timeout(timeout)
     try:
-        async with asyncio.timeout(timeout):
-            value = await tool.invoke(call, context)
-    except pydantic.ValidationError as exc:
-        return _describe_invalid_arguments(tool, exc), True
+        async with deadline:
+            value = await tool.call(arguments, call, context)
     except ToolError as exc:
         return f"Error: {exc}", True
-    except TimeoutError:
-        return f"Error: '{tool.name}' did not finish within {timeout:g} seconds and was stopped.", True
+    except TimeoutError as exc:
+        if deadline.expired():
+            return f"Error: '{tool.name}' did not finish within {timeout:g} seconds and was stopped.", True
+        return f"Error: '{tool.name}' failed with TimeoutError: {exc}", True
     except Exception as exc:  # noqa: BLE001 - any tool failure goes back to the model
         return f"Error: '{tool.name}' failed with {type(exc).__name__}: {exc}", True
     max_chars = tool.max_output_chars or context.agent.max_tool_output_chars or DEFAULT_MAX_OUTPUT_CHARS
@@ -326,7 +359,7 @@ def _wall_limit(context: RunContext) -> LimitReached:
 def _check_cost_limit_is_enforceable(model: Model, context: RunContext) -> None:
     budget: Budget | None = context.budget
     while budget is not None:
-        if budget.limits.max_cost_usd is not None and price_for(model.model_id) is None:
+        if budget.limits.max_cost_usd is not None and price_of(model) is None:
             raise ConfigurationError(
                 f"Agent '{budget.agent}' has a dollar limit, but the price of '{model.model_id}' is unknown. "
                 "Give the model a price (for example OpenAIModel(..., price=Price(input=..., output=...))) "

@@ -45,15 +45,18 @@ class FinalOutput(Generic[OutputT]):
 
 def parse_text_output(output_type: type[OutputT] | None, text: str) -> FinalOutput[OutputT]:
     """The final answer given as plain text: accepted as is for text agents, parsed as JSON otherwise."""
-    if output_type is None:
+    if output_type is None or output_type is str:
         # Without an output_type, OutputT is str.
         return FinalOutput(True, value=cast(OutputT, text))
     candidate = text.strip().removeprefix("```json").removeprefix("```").removesuffix("```").strip()
     try:
-        arguments = json.loads(candidate)
+        parsed = json.loads(candidate)
     except json.JSONDecodeError:
-        arguments = None
-    if isinstance(arguments, dict):
+        parsed = None
+    attempts = [parsed] if isinstance(parsed, dict) else []
+    if output_model(output_type) is not output_type and parsed is not None:
+        attempts.append({_WRAPPED_FIELD: parsed})  # a bare value for a wrapped type, e.g. 42 or ["a", "b"]
+    for arguments in attempts:
         output = FinalOutput.from_arguments(output_type, arguments, None)
         if output.valid:
             return output

@@ -1,8 +1,9 @@
 """Tools: typed Python functions the model can call.
 
 `@tool` turns a function into a `Tool`. The JSON schema the model sees comes
-from the type hints (through pydantic) and the docstring: its first paragraph
-is the description, its `Args:` section describes the parameters. Arguments
+from the type hints (through pydantic) and the docstring: the text before its
+first section is the description, its `Args:` section (or Sphinx `:param x:`
+fields) describes the parameters. Arguments
 are validated before the function runs; every failure becomes a message the
 model can act on, never a crash of the run (see `loop.execute_tool_call`).
 """
@@ -59,10 +60,13 @@ class Tool:
             )
         self.schema = ToolSchema(self.name, self.description, _compact_schema(self.args_model))
 
-    async def invoke(self, call: ToolCall, context: RunContext) -> Any:
-        """Validate the call's arguments and run the function. Raises pydantic.ValidationError on bad arguments."""
-        validated = self.args_model.model_validate(call.arguments)
-        kwargs = {name: getattr(validated, name) for name in type(validated).model_fields}
+    def validate(self, arguments: dict[str, Any]) -> pydantic.BaseModel:
+        """The call's arguments, checked and converted. Raises pydantic.ValidationError."""
+        return self.args_model.model_validate(arguments)
+
+    async def call(self, arguments: pydantic.BaseModel, call: ToolCall, context: RunContext) -> Any:
+        """Run the function on validated arguments."""
+        kwargs = {name: getattr(arguments, name) for name in type(arguments).model_fields}
         if self.context_parameter is not None:
             kwargs[self.context_parameter] = context
         if self.call_parameter is not None:
@@ -71,11 +75,17 @@ class Tool:
             return await self.function(**kwargs)
         if self.run_in_thread:
             # A sync tool may block (file or network I/O); a thread keeps the other agents moving.
-            return await asyncio.to_thread(self.function, **kwargs)
-        result = self.function(**kwargs)
-        if inspect.isawaitable(result):
+            # On timeout the thread cannot be killed: it is abandoned and may still finish in the background.
+            result = await asyncio.to_thread(self.function, **kwargs)
+        else:
+            result = self.function(**kwargs)
+        if inspect.isawaitable(result):  # a sync wrapper around an async function
             return await result
         return result
+
+    async def invoke(self, call: ToolCall, context: RunContext) -> Any:
+        """Validate the call's arguments and run the function. Raises pydantic.ValidationError on bad arguments."""
+        return await self.call(self.validate(call.arguments), call, context)
 
 
 ToolFunction = Callable[..., Any] | Callable[..., Awaitable[Any]]
@@ -172,8 +182,8 @@ def tool_from_function(
         fields[param.name] = (hint, pydantic.Field(default, description=param_docs.get(param.name)))
     try:
         args_model = pydantic.create_model(f"{tool_name}_arguments", **fields)
-    except pydantic.PydanticSchemaGenerationError as exc:
-        raise ToolDefinitionError(f"Tool {tool_name!r}: a parameter type cannot be described: {exc}") from exc
+    except (pydantic.PydanticUserError, pydantic.PydanticSchemaGenerationError, NameError, TypeError) as exc:
+        raise ToolDefinitionError(f"Tool {tool_name!r}: the parameters cannot be described to a model: {exc}") from exc
     return Tool(
         name=tool_name,
         description=description if description is not None else summary,
@@ -221,6 +231,10 @@ def parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
             current = sphinx.group(1)
             params[current] = sphinx.group(2).strip()
             section = "Args"
+            continue
+        if section is not None and line.strip().startswith(":"):
+            # :type x:, :returns:, :rtype:, :raises ...: end the parameter being described.
+            section, current = "fields", None
             continue
         if section is None:
             if line.strip().startswith(":"):

@@ -57,6 +57,15 @@ def price_for(model_id: str) -> Price | None:
     return table.get(_SNAPSHOT_SUFFIX.sub("", model_id))
 
 
+def price_of(model: object) -> Price | None:
+    """The price a model instance charges: its own `price` (a self-hosted model's), else the table's."""
+    own = getattr(model, "price", None)
+    if isinstance(own, Price):
+        return own
+    model_id = getattr(model, "model_id", "")
+    return price_for(model_id) if isinstance(model_id, str) else None
+
+
 def cost_of(model_id: str, usage: Usage) -> float | None:
     """Dollars for `usage` on `model_id`, or None when the price is unknown."""
     price = price_for(model_id)

@@ -1,0 +1,182 @@
+"""The agentic loop: how a run goes and how it ends.
+
+`Agent.run` calls the model until it answers; a failed run does not raise, its
+`RunResult` says how it ended and keeps the conversation so far. An `Agent` is
+only a definition: one can serve any number of concurrent runs.
+"""
+
+import asyncio
+import random
+
+import pytest
+
+from retinue import Agent, AssistantMessage, Limits, RunContext, ToolResultsMessage, UserMessage, tool
+from retinue.errors import ModelError, ScriptExhaustedError
+from retinue.events import Event, RunFinished
+from retinue.messages import ModelRequest
+from retinue.testing.scripted import ScriptedModel, call
+
+
+@tool
+def lookup(key: str) -> str:
+    """Look a key up."""
+    return f"value of {key}"
+
+
+# --- how a run ends ----------------------------------------------------------------------------
+
+
+async def test_a_final_answer_completes_the_run() -> None:
+    model = ScriptedModel(["Paris."])
+    agent = Agent("geo", instructions="Answer in one word.", model=model)
+    result = await agent.run("Capital of France?")
+
+    assert result.status == "completed"
+    assert result.completed
+    assert result.stop_reason == "completed"
+    assert result.output == "Paris."
+    assert result.agent == "geo"
+    assert result.turns == 1
+    assert result.error is None
+    assert result.limit is None
+    assert result.messages == [UserMessage("Capital of France?"), AssistantMessage(text="Paris.")]
+    (request,) = model.requests
+    assert request.instructions == "Answer in one word."
+    assert request.messages == [UserMessage("Capital of France?")]
+    assert request.tools == []
+
+
+async def test_a_tool_call_then_an_answer() -> None:
+    model = ScriptedModel([call("lookup", key="k"), "The value is known."])
+    result = await Agent("a", model=model, tools=[lookup]).run("What is k?")
+
+    assert result.output == "The value is known."
+    assert result.turns == 2
+    user, assistant, tool_results, answer = result.messages
+    assert user == UserMessage("What is k?")
+    assert isinstance(assistant, AssistantMessage)
+    assert assistant.tool_calls[0].name == "lookup"
+    assert isinstance(tool_results, ToolResultsMessage)
+    assert tool_results.results[0].content == "value of k"
+    assert tool_results.results[0].tool_call_id == assistant.tool_calls[0].id
+    assert answer == AssistantMessage(text="The value is known.")
+    # Each request carries the whole conversation so far.
+    assert model.requests[1].messages == result.messages[:3]
+
+
+async def test_a_model_error_ends_the_run_with_status_error_and_keeps_the_messages() -> None:
+    failure = ModelError("the provider is down", status=503, provider="test")
+    model = ScriptedModel([call("lookup", key="k"), failure])
+    result = await Agent("a", model=model, tools=[lookup]).run("go")
+
+    assert result.status == "error"
+    assert result.stop_reason == "error"
+    assert result.error is failure
+    assert result.output is None
+    assert len(result.messages) == 3, "the prompt, the tool call and its result are kept"
+    assert result.usage.requests == 1
+    assert "error: the provider is down" in result.describe()
+
+
+async def test_a_script_that_runs_out_says_so() -> None:
+    result = await Agent("a", model=ScriptedModel([call("lookup", key="k")], name="short"), tools=[lookup]).run("go")
+
+    assert result.status == "error"
+    assert isinstance(result.error, ScriptExhaustedError)
+    assert str(result.error) == (
+        "ScriptedModel 'short' was asked for reply 2 but its script has 1. "
+        "Add replies to the script, or check why the agent made an extra call."
+    )
+
+
+async def test_a_model_raising_a_bare_timeout_error_is_reported_as_an_error() -> None:
+    # BUG: loop.run_loop treats every TimeoutError as the wall-time deadline; with no wall-time limit
+    # `_wall_limit` then fails an assert and AssertionError escapes from `run` (which must never raise).
+    result = await Agent("a", model=ScriptedModel([TimeoutError("read timed out")])).run("go")
+    assert result.status == "error"
+    assert isinstance(result.error, TimeoutError)
+
+
+async def test_a_model_timeout_error_is_not_mistaken_for_the_wall_time_limit() -> None:
+    # BUG: with a wall-time limit set, a TimeoutError from the model is reported as 'max_wall_seconds'
+    # after a few microseconds, although the deadline (60 s) is far away.
+    agent = Agent("a", model=ScriptedModel([TimeoutError("read timed out")]), limits=Limits(max_wall_seconds=60))
+    result = await agent.run("go")
+    assert result.limit is None
+    assert result.status == "error"
+
+
+async def test_cancelling_a_run_raises_cancelled_error_and_reports_a_cancelled_run() -> None:
+    events: list[Event] = []
+    agent = Agent("a", model=ScriptedModel(["too late"], latency=5))
+    task = asyncio.create_task(agent.run("go", on_event=events.append))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    finished = events[-1]
+    assert isinstance(finished, RunFinished)
+    assert finished.result.status == "cancelled"
+    assert finished.result.messages == [UserMessage("go")]
+
+
+# --- conversations -----------------------------------------------------------------------------
+
+
+async def test_history_continues_a_conversation() -> None:
+    model = ScriptedModel(["Nice to meet you, Ann.", "Your name is Ann."])
+    agent = Agent("a", model=model)
+    first = await agent.run("My name is Ann.")
+    second = await agent.run("What is my name?", history=first.messages)
+
+    assert second.output == "Your name is Ann."
+    assert model.requests[1].messages == [
+        UserMessage("My name is Ann."),
+        AssistantMessage(text="Nice to meet you, Ann."),
+        UserMessage("What is my name?"),
+    ]
+    assert second.messages == [*model.requests[1].messages, AssistantMessage(text="Your name is Ann.")]
+    assert len(first.messages) == 2, "the earlier result is not changed by continuing it"
+
+
+async def test_override_gives_a_copy_with_another_model() -> None:
+    agent = Agent("a", instructions="Be brief.", model=ScriptedModel(["from the original"]), tools=[lookup])
+    stub = ScriptedModel(["from the stub"])
+    copy = agent.override(model=stub)
+
+    assert (await copy.run("hi")).output == "from the stub"
+    assert stub.requests[0].instructions == "Be brief."
+    assert [t.name for t in stub.requests[0].tools] == ["lookup"]
+    assert (await agent.run("hi")).output == "from the original", "the original agent is unchanged"
+
+
+def test_run_sync_works_from_plain_sync_code() -> None:
+    result = Agent("a", model=ScriptedModel([call("lookup", key="k"), "done"]), tools=[lookup]).run_sync("go")
+    assert result.status == "completed"
+    assert result.output == "done"
+
+
+async def test_one_agent_serves_fifty_concurrent_runs_without_mixing_them() -> None:
+    @tool
+    async def echo(text: str, ctx: RunContext) -> str:
+        await asyncio.sleep(random.uniform(0, 0.02))
+        return f"{text} (run {ctx.run_id})"
+
+    def reply(request: ModelRequest) -> object:
+        last = request.messages[-1]
+        if isinstance(last, UserMessage):
+            return call("echo", text=last.content)
+        assert isinstance(last, ToolResultsMessage)
+        return f"echoed: {last.results[0].content}"
+
+    agent = Agent("echoer", model=ScriptedModel(reply), tools=[echo])
+    prompts = [f"prompt {i}" for i in range(50)]
+    results = await asyncio.gather(*(agent.run(prompt) for prompt in prompts))
+
+    assert len({result.run_id for result in results}) == 50
+    for prompt, result in zip(prompts, results, strict=True):
+        assert result.output == f"echoed: {prompt} (run {result.run_id})"
+        assert result.messages[0] == UserMessage(prompt)
+        assert len(result.messages) == 4
+        assert [m.content for m in result.messages if isinstance(m, UserMessage)] == [prompt]
