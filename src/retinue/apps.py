@@ -20,9 +20,13 @@ from .models.base import Model
 
 @dataclass
 class AppSession:
-    """One ready-to-run assistant: the agent, what its tools need, and how to report what it did."""
+    """One ready-to-run assistant: the agent, what its tools need, and how to report what it did.
+
+    `preface` is put before the user's prompt (for example who the user is); it is shown with the run.
+    """
 
     agent: Agent[Any]
+    preface: str = ""
     deps: Any = None
     report: Callable[[], str] = lambda: ""
     close: Callable[[], Awaitable[None] | None] | None = None
@@ -34,7 +38,9 @@ class App(Protocol):
     architectures: Sequence[str]
     example_prompt: str
 
-    def session(self, architecture: str, model: Model | str | None, approver: Approver | None) -> AppSession: ...
+    def session(
+        self, architecture: str, model: Model | str | None, approver: Approver | None, traveller: str | None = None
+    ) -> AppSession: ...
 
     def eval_tasks(self) -> Sequence[EvalTask]: ...
 

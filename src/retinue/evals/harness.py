@@ -32,7 +32,8 @@ class Episode:
 
     In an eval the conversation itself is the user's consent, so consequential
     tools are approved by default (`approve_all`); pass another approver to
-    test refusals.
+    test refusals. `contains(said, fact)` decides whether what the assistant
+    said holds a required fact (by default, case-insensitive substring).
     """
 
     assistant: Agent[Any]
@@ -40,6 +41,7 @@ class Episode:
     deps: Any = None
     approver: Approver | None = approve_all
     close: Callable[[], Awaitable[None] | None] | None = None
+    contains: Callable[[str, str], bool] = lambda said, fact: fact.lower() in said.lower()
 
 
 EpisodeFactory = Callable[[EvalTask], Episode]
@@ -93,8 +95,8 @@ async def run_episode(task: EvalTask, episode: Episode, user: User, *, trial: in
             closing = episode.close()
             if closing is not None:
                 await closing
-    said = "\n".join(text for role, text in transcript if role == "assistant").lower()
-    missing = [fact for fact in task.required_facts if fact.lower() not in said]
+    said = "\n".join(text for role, text in transcript if role == "assistant")
+    missing = [fact for fact in task.required_facts if not episode.contains(said, fact)]
     state_matches = task.expected_state is None or final_state == task.expected_state
     return TrialResult(
         task_id=task.id,

@@ -1,0 +1,7 @@
+"""`python -m retinue ...` is the `retinue` command."""
+
+import sys
+
+from retinue.cli import main
+
+sys.exit(main())

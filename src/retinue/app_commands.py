@@ -1,0 +1,274 @@
+"""`retinue run APP ...` and `retinue eval APP ...`: run or evaluate a registered application.
+
+    retinue run travel "Plan a 3-day trip from SFO to New York" --arch lead
+    retinue eval travel --arch lead,clones,script --trials 3
+
+With no --model, the model is the default for this machine: Anthropic or
+OpenAI when their key is set, else the embedded local model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .cli import CommandError, add_store_argument
+
+# Only argparse runs when `retinue --help` builds the parser; the rest is imported by the command that needs it.
+if TYPE_CHECKING:
+    from .approvals import Approver
+    from .apps import App
+    from .evals import EvalReport, EvalTask
+
+
+def configure_run(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("app", help="the application, e.g. travel")
+    parser.add_argument("prompt", nargs="?", help="what to ask (default: the application's example)")
+    parser.add_argument("--arch", default=None, help="the architecture, e.g. lead, clones or script")
+    parser.add_argument("--model", default=None, help='e.g. "anthropic:claude-sonnet-4-5", "openai:gpt-4.1", "local"')
+    parser.add_argument("--traveller", "--user", dest="user", default=None, help="who the user is (app-specific id)")
+    parser.add_argument(
+        "--approve",
+        choices=("ask", "all", "none"),
+        default="ask",
+        help="consequential actions: ask at the terminal (default), approve all, or refuse all",
+    )
+    parser.add_argument("--max-turns", type=int, default=None, help="stop each agent after this many model calls")
+    parser.add_argument("--max-cost", type=float, default=None, help="stop the whole run past this many dollars")
+    parser.add_argument("--no-trace", action="store_true", help="do not record the run in the trace store")
+    add_store_argument(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .accounting import UsageByAgent
+    from .events import fan_out
+    from .limits import Limits
+    from .live_view import LiveView
+
+    app = _load(args.app)
+    architecture = _architecture(app, args.arch)
+    prompt = args.prompt or app.example_prompt
+    approver = _approver(args.approve)
+    session = app.session(architecture, args.model, approver, args.user)
+    view = LiveView()
+    usage_by_agent = UsageByAgent()
+    store = None
+    if not args.no_trace:
+        from .store import RunStore
+
+        store = RunStore(args.db)
+    sink = fan_out(view, usage_by_agent, store.recorder() if store is not None else None)
+    limits = None
+    if args.max_turns is not None or args.max_cost is not None:
+        base = session.agent.limits
+        limits = Limits(
+            max_turns=args.max_turns or base.max_turns,
+            max_input_tokens=base.max_input_tokens,
+            max_output_tokens=base.max_output_tokens,
+            max_cost_usd=args.max_cost if args.max_cost is not None else base.max_cost_usd,
+            max_wall_seconds=base.max_wall_seconds,
+        )
+    full_prompt = f"{session.preface}\n\n{prompt}" if session.preface else prompt
+    print(f"{app.name} ({architecture}): {full_prompt}\n", file=sys.stderr)
+
+    async def main() -> Any:
+        from .models import http
+
+        try:
+            return await session.agent.run(
+                full_prompt, deps=session.deps, approver=approver, on_event=sink, limits=limits
+            )
+        finally:
+            await http.close_sessions()
+
+    try:
+        result = asyncio.run(main())
+    finally:
+        view.close()
+        if store is not None:
+            store.close()
+    try:
+        _print_outcome(result, session.report(), usage_by_agent.by_agent, recorded=store is not None)
+    finally:
+        if session.close is not None:
+            closing = session.close()
+            if closing is not None:
+                asyncio.run(_await(closing))
+    return 0 if result.completed else 1
+
+
+def _print_outcome(result: Any, report: str, usage_by_agent: dict[str, Any], *, recorded: bool) -> None:
+    out = sys.stdout
+    print("\n" + ("=" * 72), file=out)
+    if result.completed:
+        print(str(result.output), file=out)
+    else:
+        print(f"The run did not complete: {result.describe()}", file=out)
+    print("\n" + report, file=out)
+    print("\nCost by agent:", file=out)
+    for agent, usage in usage_by_agent.items():
+        print(f"  {agent:<28} {usage.describe()}", file=out)
+    print(f"  {'total':<28} {result.total_usage.describe()}", file=out)
+    if recorded:
+        print(f"\nRecorded as run {result.run_id}: retinue show {result.run_id[:12]}", file=out)
+
+
+def configure_eval(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("app", help="the application, e.g. travel")
+    parser.add_argument("--arch", default=None, help="comma-separated architectures (default: all)")
+    parser.add_argument("--model", default=None, help="the assistant's model (default: this machine's default)")
+    parser.add_argument("--user-model", default=None, help="the simulated user's model (default: --model)")
+    parser.add_argument("--trials", type=int, default=1, help="trials per task, for pass^k")
+    parser.add_argument("--tasks", default=None, help="comma-separated task ids (default: all)")
+    parser.add_argument("--difficulty", choices=("easy", "medium", "hard"), default=None)
+    parser.add_argument("--limit", type=int, default=None, help="run only the first N tasks")
+    parser.add_argument("--concurrency", type=int, default=4, help="episodes at once")
+    parser.add_argument(
+        "--results", type=Path, default=None, help="where results are saved (default: $RETINUE_HOME/evals)"
+    )
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from .evals import render_table
+
+    app = _load(args.app)
+    architectures = [_architecture(app, name) for name in (args.arch or ",".join(app.architectures)).split(",")]
+    tasks = _select_tasks(app.eval_tasks(), args)
+    if args.trials < 1:
+        raise CommandError("--trials must be at least 1")
+    results_dir = args.results or _home() / "evals"
+    user_model = args.user_model or args.model
+    rows: list[dict[str, Any]] = []
+    for architecture in architectures:
+        label = f"{app.name}/{architecture}/{args.model or 'default'}"
+        print(f"{label}: {len(tasks)} tasks x {args.trials} trials", file=sys.stderr)
+        report = asyncio.run(
+            _evaluate(app, architecture, args.model, user_model, tasks, args.trials, args.concurrency, label)
+        )
+        row = report.summary_row()
+        previous = _latest_report(results_dir, app.name, architecture, args.model)
+        if previous is not None:
+            row["prev pass^1"] = round(previous.pass_hat(1), 3)
+        path = results_dir / f"{app.name}-{architecture}-{_slug(args.model)}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+        report.save(path)
+        rows.append(row)
+        print(f"saved {path}", file=sys.stderr)
+    print(render_table(rows))
+    return 0
+
+
+async def _evaluate(
+    app: App,
+    architecture: str,
+    model: str | None,
+    user_model: str | None,
+    tasks: list[EvalTask],
+    trials: int,
+    concurrency: int,
+    label: str,
+) -> EvalReport:
+    from .evals import SimulatedUser, TrialResult, run_eval
+    from .models import http
+
+    def progress(result: TrialResult) -> None:
+        verdict = "pass" if result.passed else "FAIL"
+        detail = "" if result.passed else f" state={'ok' if result.state_matches else 'wrong'}"
+        if result.missing_facts:
+            detail += f" missing={result.missing_facts}"
+        if result.error:
+            detail += f" error={result.error[:120]}"
+        print(f"  {result.task_id} #{result.trial}: {verdict}{detail}", file=sys.stderr)
+
+    try:
+        return await run_eval(
+            tasks,
+            lambda task: app.episode(architecture, model, task),
+            lambda task: SimulatedUser(task, user_model),
+            trials=trials,
+            label=label,
+            concurrency=concurrency,
+            on_trial=progress,
+        )
+    finally:
+        await http.close_sessions()
+
+
+def _select_tasks(tasks: Any, args: argparse.Namespace) -> list[EvalTask]:
+    chosen = list(tasks)
+    if args.tasks:
+        wanted = args.tasks.split(",")
+        known = {task.id for task in chosen}
+        unknown = [task_id for task_id in wanted if task_id not in known]
+        if unknown:
+            raise CommandError(f"unknown task ids: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        chosen = [task for task in chosen if task.id in wanted]
+    if args.difficulty:
+        chosen = [task for task in chosen if task.difficulty == args.difficulty]
+    if args.limit is not None:
+        chosen = chosen[: args.limit]
+    if not chosen:
+        raise CommandError("no tasks left to run after filtering")
+    return chosen
+
+
+def _latest_report(directory: Path, app: str, architecture: str, model: str | None) -> EvalReport | None:
+    from .evals import EvalReport
+
+    candidates = sorted(directory.glob(f"{app}-{architecture}-{_slug(model)}-*.json"))
+    if not candidates:
+        return None
+    try:
+        return EvalReport.load(candidates[-1])
+    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
+        return None
+
+
+def _load(name: str) -> App:
+    from .apps import load_app
+    from .errors import ConfigurationError
+
+    try:
+        return load_app(name)
+    except ConfigurationError as exc:
+        raise CommandError(str(exc)) from exc
+
+
+def _architecture(app: App, name: str | None) -> str:
+    if name is None:
+        return app.architectures[0]
+    if name not in app.architectures:
+        raise CommandError(f"--arch must be one of {', '.join(app.architectures)}, not {name!r}")
+    return name
+
+
+def _approver(choice: str) -> Approver:
+    from .approvals import approve_all, deny_all, terminal_approver
+
+    if choice == "all":
+        return approve_all
+    if choice == "none":
+        return deny_all
+    if not sys.stdin.isatty():
+        print(
+            "note: no terminal to ask for approvals, so bookings will be refused (use --approve all)", file=sys.stderr
+        )
+    return terminal_approver
+
+
+def _home() -> Path:
+    from .store import default_store_path
+
+    return Path(default_store_path()).parent
+
+
+def _slug(model: str | None) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-." else "_" for ch in (model or "default"))
+
+
+async def _await(awaitable: Any) -> None:
+    await awaitable
