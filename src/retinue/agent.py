@@ -95,6 +95,12 @@ class Agent(Generic[OutputT]):
     def instructions_for(self, context: RunContext) -> str:
         return self.instructions
 
+    def preview(self, prompt: str | list[Message], **options: Any) -> str:
+        """Exactly what the model would be sent for `prompt` next, with token estimates per part."""
+        from .inspect_request import preview_request
+
+        return preview_request(self, prompt, **options)
+
     def override(self, **changes: Any) -> Agent[Any]:
         """A copy with some fields changed, e.g. `agent.override(model=ScriptedModel([...]))` in a test."""
         return dataclasses.replace(self, **changes)

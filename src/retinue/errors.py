@@ -86,3 +86,13 @@ class ToolError(RetinueError):
 
     The message goes to the model as the tool result, without a traceback.
     """
+
+
+class ContextWindowExceeded(RetinueError):
+    """The next request does not fit the model's context window (or the policy's token budget), even compacted."""
+
+    def __init__(self, message: str, *, estimated_tokens: int, limit_tokens: int, model_id: str) -> None:
+        super().__init__(message)
+        self.estimated_tokens = estimated_tokens
+        self.limit_tokens = limit_tokens
+        self.model_id = model_id

@@ -239,9 +239,13 @@ async def execute_tool_call(call: ToolCall, tools_by_name: dict[str, Tool], cont
     started = time.perf_counter()
     content, is_error = await _tool_output(call, tools_by_name, context)
     result = ToolResult(call.id, call.name, content, is_error)
+    # The context policy sees the whole output (to offload it); the size cap applies to what the model reads.
     policy = context.agent.context_policy
     if policy is not None:
         result = await policy.on_tool_result(result, context)
+    tool = tools_by_name.get(call.name)
+    max_chars = (tool.max_output_chars if tool else None) or context.agent.max_tool_output_chars
+    result.content = truncate_output(result.content, max_chars or DEFAULT_MAX_OUTPUT_CHARS)
     if emit is not None:
         emit(
             ToolCallFinished(
@@ -291,8 +295,7 @@ async def _tool_output(call: ToolCall, tools_by_name: dict[str, Tool], context: 
         return f"Error: '{tool.name}' failed with TimeoutError: {exc}", True
     except Exception as exc:  # noqa: BLE001 - any tool failure goes back to the model
         return f"Error: '{tool.name}' failed with {type(exc).__name__}: {exc}", True
-    max_chars = tool.max_output_chars or context.agent.max_tool_output_chars or DEFAULT_MAX_OUTPUT_CHARS
-    return truncate_output(render_tool_output(value), max_chars), False
+    return render_tool_output(value), False
 
 
 async def _ask_approval(tool: Tool, call: ToolCall, context: RunContext) -> approvals.Approval:
