@@ -1,0 +1,91 @@
+"""What the sandbox costs an agent: a cold isolated start and a warm run.
+
+`cold start` is `await Sandbox(isolation="bubblewrap").start()`: a fresh
+workspace (a tmpfs when running as root), bubblewrap's namespaces and mounts,
+the interpreter's startup, up to the session reporting ready. `warm run` is
+`run_python("print(1)")` in a started session, round trip included. A host
+API call is timed too, for the record. Each figure is a median.
+
+Run: `PYTHONPATH=src python benchmarks/bench_sandbox.py [--quick]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import time
+from typing import Any
+
+from retinue.sandbox import Sandbox
+
+COLD_START_TARGET_MS = 100.0
+WARM_RUN_TARGET_MS = 10.0
+
+
+async def _cold_starts(repetitions: int) -> list[float]:
+    timings = []
+    for _ in range(repetitions):
+        sandbox = Sandbox(isolation="bubblewrap")
+        started = time.perf_counter()
+        await sandbox.start()
+        timings.append(time.perf_counter() - started)
+        await sandbox.close()
+    return timings
+
+
+async def _warm_runs(repetitions: int) -> tuple[list[float], list[float]]:
+    prints, calls = [], []
+    async with Sandbox(isolation="bubblewrap", host_functions={"echo": lambda value: value}) as sandbox:
+        await sandbox.run_python("import host_api")
+        for _ in range(repetitions):
+            started = time.perf_counter()
+            result = await sandbox.run_python("print(1)")
+            prints.append(time.perf_counter() - started)
+            assert result.stdout == "1\n", result
+        for _ in range(repetitions):
+            started = time.perf_counter()
+            result = await sandbox.run_python("host_api.echo(1)")
+            calls.append(time.perf_counter() - started)
+            assert result.stdout == "1\n", result
+    return prints, calls
+
+
+async def _measure(quick: bool) -> dict[str, float]:
+    cold = await _cold_starts(5 if quick else 21)
+    prints, calls = await _warm_runs(20 if quick else 201)
+    return {
+        "cold": statistics.median(cold),
+        "warm": statistics.median(prints),
+        "call": statistics.median(calls),
+    }
+
+
+def run(quick: bool) -> list[dict[str, Any]]:
+    timings = asyncio.run(_measure(quick))
+    return [
+        {
+            "scenario": "sandbox: cold isolated start (bubblewrap, until ready)",
+            "value": timings["cold"] * 1000,
+            "unit": "ms",
+            "target": COLD_START_TARGET_MS,
+        },
+        {
+            "scenario": "sandbox: warm run_python('print(1)')",
+            "value": timings["warm"] * 1000,
+            "unit": "ms",
+            "target": WARM_RUN_TARGET_MS,
+        },
+        {
+            "scenario": "sandbox: warm run with one host API call",
+            "value": timings["call"] * 1000,
+            "unit": "ms",
+            "target": None,
+        },
+    ]
+
+
+if __name__ == "__main__":
+    for row in run(quick="--quick" in sys.argv):
+        target = "" if row["target"] is None else f"  (target <= {row['target']})"
+        print(f"{row['scenario']:<65} {row['value']:10.3f} {row['unit']}{target}")

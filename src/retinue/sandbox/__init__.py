@@ -1,0 +1,44 @@
+"""An OS-isolated, persistent Python sandbox for agent-written code.
+
+    async with Sandbox(host_functions={"get_weather": get_weather}) as sandbox:
+        result = await sandbox.run_python("import host_api\\nprint(host_api.get_weather('Paris'))")
+        print(result.to_model_text())
+
+Isolation comes from the operating system, not from inspecting the code:
+bubblewrap namespaces (no network, own PIDs, read-only system, only the
+workspace writable, /root /home and host secrets absent), an unprivileged
+uid, a seccomp filter (no user namespaces, mounts, bpf...), kernel rlimits
+(CPU, address space, file size, open files, processes), a size-limited tmpfs
+workspace, a host-side watch on the memory of all the sandbox's processes,
+and a wall-clock timeout per run. Without bubblewrap, ``isolation="auto"``
+falls back to a plain subprocess with the limits only, and warns.
+"""
+
+from .errors import (
+    IsolationUnavailableError,
+    NotIsolatedWarning,
+    SandboxError,
+    SandboxStartError,
+    SandboxStateError,
+    WorkspacePathError,
+)
+from .isolation import Isolation, IsolationMode
+from .limits import SandboxLimits
+from .result import ExecutionResult
+from .sandbox import Sandbox
+from .workspace import FileInfo
+
+__all__ = [
+    "ExecutionResult",
+    "FileInfo",
+    "Isolation",
+    "IsolationMode",
+    "IsolationUnavailableError",
+    "NotIsolatedWarning",
+    "Sandbox",
+    "SandboxError",
+    "SandboxLimits",
+    "SandboxStartError",
+    "SandboxStateError",
+    "WorkspacePathError",
+]

@@ -1,0 +1,340 @@
+"""The REPL server that runs *inside* the sandbox.
+
+The host starts it as ``python -I -S session.py CONFIG_JSON``. It sets the
+rlimits, gives up root if it has it, then serves requests that arrive as JSON
+lines on a unix socket inherited as a file descriptor: run Python in one
+persistent ``__main__`` namespace, or run a shell command. Output goes to the
+process's real stdout and stderr, which the host reads; after each run the
+server writes an end marker on both so the host knows where this run's
+output ends.
+
+The server also builds the host-API module: each function in it sends a
+``call`` message over the same socket and blocks until the host replies.
+
+Standard library only, and everything this file does before the first
+request is paid on every cold start, so it imports as little as it can (the
+socket is read as a plain fd, for one: the socket module costs milliseconds).
+"""
+
+from __future__ import annotations
+
+import _ast
+import builtins
+import contextlib
+import importlib
+import io
+import json
+import os
+import queue
+import resource
+import sys
+import threading
+import types
+
+# Not `from typing import ...`: importing typing would add milliseconds to every
+# cold start; mypy treats this name as true all the same.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import traceback
+    from typing import Any
+
+_THIS_FILE = os.path.abspath(__file__)
+
+
+class _Channel:
+    """JSON lines over the socket; a reader thread sorts host replies from host requests."""
+
+    def __init__(self, fd: int) -> None:
+        self._reader = open(fd, "rb", closefd=False)  # noqa: SIM115 - lives as long as the process
+        self._writer = open(fd, "wb", closefd=False)  # noqa: SIM115 - lives as long as the process
+        self._write_lock = threading.Lock()
+        self.requests: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._replies: dict[int, dict[str, Any]] = {}
+        self._replies_ready = threading.Condition()
+        self._closed = False
+        self._next_call_id = 0
+        threading.Thread(target=self._read_forever, name="retinue-channel", daemon=True).start()
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = json.dumps(message).encode() + b"\n"
+        with self._write_lock:
+            self._writer.write(data)
+            self._writer.flush()
+
+    def _read_forever(self) -> None:
+        try:
+            for line in self._reader:
+                message = json.loads(line)
+                if message.get("type") == "reply":
+                    with self._replies_ready:
+                        self._replies[int(message["id"])] = message
+                        self._replies_ready.notify_all()
+                else:
+                    self.requests.put(message)
+        finally:
+            with self._replies_ready:
+                self._closed = True
+                self._replies_ready.notify_all()
+            self.requests.put(None)
+
+    def call(self, module: str, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        with self._write_lock:
+            self._next_call_id += 1
+            call_id = self._next_call_id
+        try:
+            self.send({"type": "call", "id": call_id, "name": name, "args": args, "kwargs": kwargs})
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"{module}.{name}() takes only JSON-serializable arguments "
+                f"(str, int, float, bool, None, list, dict): {exc}"
+            ) from None
+        with self._replies_ready:
+            while call_id not in self._replies:
+                if self._closed:
+                    raise ConnectionError(f"{module}.{name}(): the host closed the connection")
+                self._replies_ready.wait()
+            reply = self._replies.pop(call_id)
+        if reply.get("ok"):
+            return reply.get("value")
+        error = reply.get("error") or {}
+        raise _rebuild_host_error(module, str(error.get("type", "Exception")), str(error.get("message", "")))
+
+
+class HostError(Exception):
+    """A host function failed with an exception that has no built-in equivalent here."""
+
+
+def _rebuild_host_error(module: str, type_name: str, message: str) -> Exception:
+    # Built-in exception types come back as themselves so `except ValueError`
+    # works in the sandbox; anything else becomes HostError naming the type.
+    builtin = getattr(builtins, type_name, None)
+    if isinstance(builtin, type) and issubclass(builtin, Exception) and builtin is not HostError:
+        try:
+            return builtin(message)
+        except TypeError:
+            pass
+    return HostError(f"{type_name}: {message}")
+
+
+def _build_host_module(channel: _Channel, module_name: str, functions: list[dict[str, str]]) -> types.ModuleType:
+    listing = "\n".join(f"  {spec['name']}{spec['signature']}" for spec in functions)
+    module = types.ModuleType(
+        module_name,
+        f"Functions the host runs for you; arguments and results travel as JSON.\n\n{listing}\n",
+    )
+
+    def make(spec: dict[str, str]) -> Any:
+        name = spec["name"]
+
+        def host_function(*args: Any, **kwargs: Any) -> Any:
+            return channel.call(module_name, name, list(args), kwargs)
+
+        host_function.__name__ = name
+        host_function.__qualname__ = name
+        host_function.__module__ = module_name
+        host_function.__doc__ = f"{name}{spec['signature']}\n\n{spec['doc']}".rstrip()
+        return host_function
+
+    for spec in functions:
+        setattr(module, spec["name"], make(spec))
+    module.HostError = HostError  # type: ignore[attr-defined]
+    available = ", ".join(spec["name"] for spec in functions) or "(none)"
+
+    def missing(attribute: str) -> Any:
+        raise AttributeError(f"module {module_name!r} has no function {attribute!r}; available: {available}")
+
+    module.__getattr__ = missing  # type: ignore[method-assign]
+    module.__all__ = [spec["name"] for spec in functions] + ["HostError"]  # type: ignore[attr-defined]
+    return module
+
+
+class _Server:
+    def __init__(self, channel: _Channel, max_error_chars: int) -> None:
+        self.channel = channel
+        self.max_error_chars = max_error_chars
+        self.pid = os.getpid()
+        # Private copies of the output pipes: user code may close or redirect
+        # fds 1 and 2, and the next run must still reach the host.
+        self.saved_stdout_fd = os.dup(1)
+        self.saved_stderr_fd = os.dup(2)
+        # The user's code gets a __main__ of its own (this script's module is
+        # replaced), so pickle and multiprocessing find what cells define.
+        main_module = types.ModuleType("__main__")
+        main_module.__builtins__ = builtins  # type: ignore[attr-defined]
+        sys.modules["__main__"] = main_module
+        self.namespace: dict[str, Any] = main_module.__dict__
+        self.cell_count = 0
+        self.sources: dict[str, str] = {}
+        self.stdout = self._open_stream(1)
+        self.stderr = self._open_stream(2)
+
+    @staticmethod
+    def _open_stream(fd: int) -> io.TextIOWrapper:
+        # Line-buffered so print() and a child process's output keep their order.
+        return io.TextIOWrapper(
+            io.FileIO(fd, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True
+        )
+
+    def _restore_streams(self) -> None:
+        os.dup2(self.saved_stdout_fd, 1)
+        os.dup2(self.saved_stderr_fd, 2)
+        if self.stdout.closed:
+            self.stdout = self._open_stream(1)
+        if self.stderr.closed:
+            self.stderr = self._open_stream(2)
+        sys.stdout = self.stdout
+        sys.stderr = self.stderr
+
+    def _end_run(self, marker: bytes) -> None:
+        for stream in {id(s): s for s in (sys.stdout, sys.stderr, self.stdout, self.stderr)}.values():
+            # A broken user stream must not stop the marker.
+            with contextlib.suppress(Exception):
+                stream.flush()
+        if os.getpid() != self.pid:
+            # A process forked by user code finished the cell; only the server
+            # itself may answer the host.
+            os._exit(0)
+        os.write(self.saved_stdout_fd, marker)
+        os.write(self.saved_stderr_fd, marker)
+
+    def serve(self) -> None:
+        while True:
+            request = self.channel.requests.get()
+            if request is None or request.get("type") == "exit":
+                return
+            kind = request.get("type")
+            marker = str(request.get("marker", "")).encode()
+            self._restore_streams()
+            if kind == "run":
+                reply = self._run_python(str(request.get("code", "")))
+            elif kind == "shell":
+                reply = self._run_shell(str(request.get("command", "")), float(request.get("timeout", 30.0)))
+            else:
+                reply = {"error": f"unknown request type {kind!r}", "exit_code": None, "timed_out": False}
+            self._end_run(marker)
+            reply.update(type="done", id=request.get("id"))
+            self.channel.send(reply)
+
+    def _run_python(self, code: str) -> dict[str, Any]:
+        self.cell_count += 1
+        # Files written since the last run (by the host or by code) must be importable now.
+        importlib.invalidate_caches()
+        filename = f"<cell {self.cell_count}>"
+        # Kept so tracebacks can show the failing line, even of an earlier cell.
+        self.sources[filename] = code
+        try:
+            tree = compile(code, filename, "exec", _ast.PyCF_ONLY_AST)
+            assert isinstance(tree, _ast.Module)
+            last_expression: _ast.Expression | None = None
+            last_statement = tree.body[-1] if tree.body else None
+            if isinstance(last_statement, _ast.Expr):
+                tree.body.pop()
+                last_expression = _ast.Expression(last_statement.value)
+            exec(compile(tree, filename, "exec"), self.namespace)
+            if last_expression is not None:
+                value = eval(compile(last_expression, filename, "eval"), self.namespace)
+                if value is not None:
+                    print(repr(value))
+        except BaseException as exc:  # noqa: BLE001 - SystemExit and friends are the user's too
+            return {"error": self._format_exception(exc), "exit_code": 1, "timed_out": False}
+        return {"error": None, "exit_code": 0, "timed_out": False}
+
+    def _format_exception(self, exc: BaseException) -> str:
+        import linecache
+        import traceback
+
+        for filename, source in self.sources.items():
+            linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        try:
+            report = traceback.TracebackException(type(exc), exc, exc.__traceback__, compact=True)
+            _hide_server_frames(report)
+            text = "".join(report.format())
+        except Exception as format_error:  # noqa: BLE001 - a hostile __str__ must not kill the server
+            text = f"{type(exc).__name__} (its message could not be formatted: {format_error!r})"
+        if len(text) > self.max_error_chars:
+            keep = self.max_error_chars // 2
+            text = f"{text[:keep]}\n[... {len(text) - 2 * keep} characters cut ...]\n{text[-keep:]}"
+        return text
+
+    def _run_shell(self, command: str, timeout: float) -> dict[str, Any]:
+        import signal
+        import subprocess
+
+        try:
+            process = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.DEVNULL, start_new_session=True)
+        except OSError as exc:
+            return {"error": f"could not start the shell: {exc}", "exit_code": None, "timed_out": False}
+        try:
+            exit_code = process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(OSError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            return {
+                "error": f"The command timed out after {timeout:g} s and was killed.",
+                "exit_code": None,
+                "timed_out": True,
+            }
+        error = None if exit_code == 0 else f"The command exited with status {exit_code}."
+        if exit_code < 0:
+            error = f"The command was killed by signal {-exit_code}."
+        return {"error": error, "exit_code": exit_code, "timed_out": False}
+
+
+def _hide_server_frames(report: traceback.TracebackException) -> None:
+    """Drop this file's frames (exec, host-API plumbing) so the model sees only its own code."""
+    import traceback
+
+    seen: set[int] = set()
+    pending = [report]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.stack = traceback.StackSummary.from_list(
+            [frame for frame in current.stack if frame.filename != _THIS_FILE]
+        )
+        pending += [linked for linked in (current.__cause__, current.__context__) if linked is not None]
+
+
+def _apply_limits(rlimits: list[list[int]]) -> None:
+    for which, value in rlimits:
+        resource.setrlimit(which, (value, value))
+
+
+def _drop_privileges(uid: int, gid: int) -> None:
+    if os.geteuid() != 0:
+        return
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    if 0 in os.getresuid() or 0 in os.getresgid():
+        raise SystemExit("retinue sandbox: could not give up root")
+
+
+def main() -> None:
+    config = json.loads(sys.argv[1])
+    _apply_limits(config["rlimits"])
+    if config.get("drop_privileges"):
+        _drop_privileges(int(config["uid"]), int(config["gid"]))
+    # -S skipped site.py (and its .pth hooks, which cost tens of ms); the
+    # host tells us where its packages are instead.
+    sys.path.extend(path for path in config["sys_path"] if path not in sys.path)
+    os.chdir(config["cwd"])
+    # As in a notebook, modules written to the working directory are importable.
+    sys.path.insert(0, config["cwd"])
+    control_fd = int(config["control_fd"])
+    os.set_inheritable(control_fd, False)
+    channel = _Channel(control_fd)
+    sys.modules[config["host_module"]] = _build_host_module(channel, config["host_module"], config["functions"])
+    server = _Server(channel, int(config["max_error_chars"]))
+    # Lower priority than the host: a CPU-hungry script (a fork bomb, say)
+    # slows itself down, not the agents and the event loop that supervise it.
+    os.nice(int(config["nice"]))
+    channel.send({"type": "ready", "pid": os.getpid(), "uid": os.getuid()})
+    server.serve()
+
+
+if __name__ == "__main__":
+    main()
