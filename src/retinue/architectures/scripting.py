@@ -18,11 +18,14 @@ import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..events import Notice
 from ..run_context import RunContext
 from ..tools import Tool, parse_docstring, tool_from_function
+
+if TYPE_CHECKING:
+    from ..sandbox import Sandbox, SandboxLimits
 
 _SANDBOXES_KEY = "retinue.sandboxes"
 
@@ -47,7 +50,7 @@ class ScriptingEnvironment:
     host_functions: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
     host_module: str = "host_api"
     isolation: Literal["auto", "bubblewrap", "subprocess"] = "auto"
-    limits: Any = None
+    limits: SandboxLimits | None = None
     artifacts_dir: Path | None = None
 
     def tools(self) -> list[Tool]:
@@ -65,7 +68,7 @@ class ScriptingEnvironment:
         lines = []
         for name, function in self.host_functions.items():
             doc = (inspect.getdoc(function) or "").split("\n", 1)[0]
-            lines.append(f"{self.host_module}.{name}{inspect.signature(function)}" + (f": {doc}" if doc else ""))
+            lines.append(f"{self.host_module}.{name}{_signature(function)}" + (f": {doc}" if doc else ""))
         return "\n".join(lines)
 
     def _run_python_tool(self) -> Tool:
@@ -85,9 +88,7 @@ class ScriptingEnvironment:
             code: Python source to execute, e.g. a whole script or `exec(open('solver.py').read())`.
         """
         sandbox = await self._sandbox(context)
-        result = await sandbox.run_python(code)
-        text: str = result.to_model_text()
-        return text
+        return (await sandbox.run_python(code)).to_model_text()
 
     async def _run_shell(self, context: RunContext, command: str) -> str:
         """Run a shell command in the sandbox's workspace, e.g. `python solver.py` or `head -5 flights.csv`.
@@ -96,9 +97,7 @@ class ScriptingEnvironment:
             command: The command line, run with /bin/sh.
         """
         sandbox = await self._sandbox(context)
-        result = await sandbox.run_shell(command)
-        text: str = result.to_model_text()
-        return text
+        return (await sandbox.run_shell(command)).to_model_text()
 
     async def _write_file(self, context: RunContext, path: str, content: str) -> str:
         """Create or overwrite a text file in the workspace, e.g. a script to run.
@@ -120,7 +119,7 @@ class ScriptingEnvironment:
             max_chars: How many characters to return at most.
         """
         sandbox = await self._sandbox(context)
-        content: str = sandbox.read_file(path)
+        content = sandbox.read_file(path)
         page = content[offset : offset + max_chars]
         rest = len(content) - offset - len(page)
         if rest > 0:
@@ -135,23 +134,23 @@ class ScriptingEnvironment:
             return "The workspace is empty."
         return "\n".join(f"{info.path}\t{info.size} bytes" for info in files)
 
-    async def _sandbox(self, context: RunContext) -> Any:
-        # One sandbox per agent run, started on first use; a lock so concurrent tool calls share it.
-        sandboxes: dict[tuple[int, str], asyncio.Future[Any]] = context.shared.setdefault(_SANDBOXES_KEY, {})
+    async def _sandbox(self, context: RunContext) -> Sandbox:
+        # One sandbox per agent run, started on first use; concurrent tool calls await the same start.
+        sandboxes: dict[tuple[int, str], asyncio.Future[Sandbox]] = context.shared.setdefault(_SANDBOXES_KEY, {})
         key = (id(self), context.run_id)
         if key not in sandboxes:
             sandboxes[key] = asyncio.ensure_future(self._start_sandbox(context))
         return await asyncio.shield(sandboxes[key])
 
-    async def _start_sandbox(self, context: RunContext) -> Any:
-        from ..sandbox import Sandbox
+    async def _start_sandbox(self, context: RunContext) -> Sandbox:
+        from ..sandbox import Sandbox, SandboxLimits
 
         sandbox = Sandbox(
             isolation=self.isolation,
             host_functions=dict(self.host_functions),
             host_module=self.host_module,
             files=dict(self.files),
-            **({"limits": self.limits} if self.limits is not None else {}),
+            limits=self.limits or SandboxLimits(),
         )
         await sandbox.start()
 
@@ -165,7 +164,7 @@ class ScriptingEnvironment:
         context.on_finish(close)
         return sandbox
 
-    def _collect_artifacts(self, sandbox: Any, context: RunContext) -> None:
+    def _collect_artifacts(self, sandbox: Sandbox, context: RunContext) -> None:
         artifacts = sandbox.artifacts()
         if not artifacts:
             return
@@ -188,3 +187,10 @@ class ScriptingEnvironment:
                     data={"files": [info.path for info in artifacts], "directory": str(destination or "")},
                 )
             )
+
+
+def _signature(function: Callable[..., Any]) -> inspect.Signature:
+    try:
+        return inspect.signature(function, eval_str=True)
+    except (NameError, TypeError):  # an annotation that cannot be evaluated is shown as written
+        return inspect.signature(function)

@@ -1,0 +1,81 @@
+"""The travel assistant as a retinue application: `retinue run travel ...` and `retinue eval travel ...`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from retinue.approvals import Approver, approve_all
+from retinue.apps import AppSession
+from retinue.evals import Episode, EvalTask
+from retinue.models.base import Model
+
+from .assistant import ARCHITECTURES, Architecture, build_assistant
+from .snapshot import describe_booking, snapshot_delta
+from .tasks import answer_contains, expected_snapshot, load_tasks
+from .world import TravelWorld
+
+
+class TravelApp:
+    name = "travel"
+    description = "A travel assistant that recommends and books trips (lead-specialist, master-clone or scripting)."
+    architectures: Sequence[str] = ARCHITECTURES
+    example_prompt = "Plan a 3-day trip from SFO to New York leaving 2026-12-12, with a hotel in Manhattan."
+
+    def session(
+        self,
+        architecture: str,
+        model: Model | str | None,
+        approver: Approver | None,
+        traveller: str | None = None,
+    ) -> AppSession:
+        world = TravelWorld(seed=0)
+        agent = build_assistant(_architecture(architecture), world, model=model, approver=approver)
+        profile = world.get_traveller(traveller or _default_traveller(world))
+        before = world.snapshot()
+
+        def report() -> str:
+            delta = snapshot_delta(before, world.snapshot())
+            lines = [f"+ {describe_booking(booking)}" for booking in delta["added"]]
+            lines += [f"- {describe_booking(booking)}" for booking in delta["removed"]]
+            return "Bookings changed:\n" + "\n".join(lines) if lines else "No bookings were made or cancelled."
+
+        preface = f"(I am {profile.name}, traveller id {profile.traveller_id}, home airport {profile.home_airport}.)"
+        return AppSession(agent, report=report, close=world.close, preface=preface)
+
+    def eval_tasks(self) -> Sequence[EvalTask]:
+        return [
+            EvalTask(
+                id=task.id,
+                instruction=task.user_instruction,
+                expected_state=expected_snapshot(task),
+                required_facts=task.facts,
+                difficulty=task.difficulty,
+                tags=task.tags,
+                metadata={"kind": task.kind, "rationale": task.rationale},
+            )
+            for task in load_tasks()
+        ]
+
+    def episode(self, architecture: str, model: Model | str | None, task: EvalTask) -> Episode:
+        world = TravelWorld(seed=0)
+        agent = build_assistant(_architecture(architecture), world, model=model, approver=approve_all)
+        return Episode(
+            agent, final_state=world.snapshot, approver=approve_all, close=world.close, contains=answer_contains
+        )
+
+
+def _architecture(name: str) -> Architecture:
+    for architecture in ARCHITECTURES:
+        if architecture == name:
+            return architecture
+    raise ValueError(f"--arch must be one of {', '.join(ARCHITECTURES)}, not {name!r}")
+
+
+def _default_traveller(world: TravelWorld) -> str:
+    for traveller_id in world.traveller_ids():
+        if world.get_traveller(traveller_id).home_airport == "SFO":
+            return traveller_id
+    return world.traveller_ids()[0]
+
+
+APP = TravelApp()

@@ -1,0 +1,149 @@
+"""The travel assistant, built three ways on the same world and tools.
+
+- lead: a travel lead that consults flights, hotels, car-rental and weather
+  specialists, records shared decisions, and books.
+- clones: a travel master with every tool that hands sub-tasks to copies of itself.
+- script: a travel scripter with the CSV files and the world's APIs in a
+  sandbox, writing and running its own solver.
+
+The instructions are goals and context, not workflows: who the assistant
+serves, what "today" is, and the rules that matter.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, Literal
+
+from retinue import Agent, Limits
+from retinue.approvals import Approval, ApprovalRequest, Approver, ask
+from retinue.architectures import ScriptingEnvironment, clone_tool, lead_agent
+from retinue.models.base import Model
+from retinue.tools import Tool
+
+from .catalog import data_text
+from .timeline import FIRST_DAY, LAST_DAY
+from .tools import make_tools
+from .world import TravelWorld
+
+Architecture = Literal["lead", "clones", "script"]
+ARCHITECTURES: tuple[Architecture, ...] = ("lead", "clones", "script")
+
+CONTEXT = f"""Today is {FIRST_DAY.isoformat()}. Trips can be booked from {FIRST_DAY.isoformat()} to \
+{LAST_DAY.isoformat()}. Prices are in US dollars.
+Booking and cancelling charge or refund the traveller: the system asks the traveller to approve each one, so call
+the booking tool when the traveller has said what they want, and never book or cancel for someone who has not
+authorised the person asking."""
+
+LEAD_INSTRUCTIONS = f"""You are a travel assistant. Understand what the traveller wants, get the facts from your
+specialists (ask several at once when their questions are independent), book what the traveller chose, and answer
+with a short plan: what you recommend or booked, with flight numbers, hotel names, dates and prices.
+Record decisions every specialist must respect (dates, cities, budget, chosen flight) with record_decision.
+{CONTEXT}"""
+
+SPECIALIST_INSTRUCTIONS = {
+    "flights": "You are the flights specialist. Find and compare flights; answer briefly with the best options "
+    "(flight number, date, times, stops, cabin, price) and why.",
+    "hotels": "You are the hotels specialist. Find hotels that fit the stay; answer briefly with the best options "
+    "(hotel id and name, neighbourhood, price per night and total, cancellation policy).",
+    "cars": "You are the car-rental specialist. Find rental cars; answer briefly with the best options "
+    "(car id, company, class, price per day and total).",
+    "weather": "You are the weather specialist. Give the forecast for the places and dates asked, briefly, and "
+    "what it means for the trip.",
+}
+
+MASTER_INSTRUCTIONS = f"""You are a travel assistant. Understand what the traveller wants, find the facts, book what
+the traveller chose, and answer with a short plan with flight numbers, hotel names, dates and prices.
+For a trip with several independent parts, hand each part to a clone of yourself with spawn_clone (several in one
+turn run in parallel), giving each every fact it needs, then combine their results.
+{CONTEXT}"""
+
+SCRIPTER_INSTRUCTIONS = f"""You are a travel assistant who works by writing and running Python. The workspace holds
+flights.csv, hotels.csv, cars.csv and README.md (what every column means, fare and cancellation rules). Explore the
+data, write a script such as custom_travel_solver.py that finds the best options for the traveller's request, run
+it, fix it until it works, and book through the host API what the traveller chose. Answer with a short plan with
+flight numbers, hotel names, dates and prices.
+{CONTEXT}"""
+
+DEFAULT_LIMITS = Limits(max_turns=24)
+
+
+def build_assistant(
+    architecture: Architecture,
+    world: TravelWorld,
+    *,
+    model: Model | str | None = None,
+    approver: Approver | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> Agent[str]:
+    """The travel assistant for `architecture`, working in `world`."""
+    tools = make_tools(world)
+    if architecture == "lead":
+        specialists = [
+            Agent(
+                name=domain,
+                description=f"Ask the {domain} specialist. " + SPECIALIST_INSTRUCTIONS[domain].split(". ", 1)[1],
+                instructions=f"{SPECIALIST_INSTRUCTIONS[domain]}\n{CONTEXT}",
+                model=model,
+                tools=tools[domain],
+                limits=limits,
+            )
+            for domain in ("flights", "hotels", "cars", "weather")
+        ]
+        return lead_agent(
+            "travel-lead",
+            specialists=specialists,
+            instructions=LEAD_INSTRUCTIONS,
+            tools=tools["bookings"],
+            model=model,
+            limits=limits,
+        )
+    if architecture == "clones":
+        every_tool: list[Tool] = [item for group in tools.values() for item in group]
+        return Agent(
+            name="travel-master",
+            instructions=MASTER_INSTRUCTIONS,
+            model=model,
+            tools=[*every_tool, clone_tool(inherit="task", max_clones=6)],
+            limits=limits,
+        )
+    if architecture == "script":
+        environment = ScriptingEnvironment(
+            files={name: data_text(name).encode() for name in ("flights.csv", "hotels.csv", "cars.csv", "README.md")},
+            host_functions=host_api(tools["weather"] + tools["bookings"], approver),
+        )
+        return Agent(
+            name="travel-scripter",
+            instructions=SCRIPTER_INSTRUCTIONS,
+            model=model,
+            tools=environment.tools(),
+            limits=limits,
+        )
+    raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}, not {architecture!r}")
+
+
+def host_api(tools: list[Tool], approver: Approver | None) -> dict[str, Callable[..., Any]]:
+    """The world's agent-facing tools as functions a sandboxed script calls.
+
+    Consequential ones ask the same approver as the tool-calling assistants do:
+    a script cannot book what a person did not approve.
+    """
+    functions: dict[str, Callable[..., Any]] = {}
+    for item in tools:
+        functions[item.name] = _approved(item, approver) if item.requires_approval else item.function
+    return functions
+
+
+def _approved(item: Tool, approver: Approver | None) -> Callable[..., Any]:
+    async def call_after_approval(**arguments: Any) -> Any:
+        request = ApprovalRequest("travel-scripter", item.name, arguments, run_id="sandbox", tool_call_id="sandbox")
+        approval: Approval = await ask(approver, request)
+        if not approval.approved:
+            raise PermissionError(f"{item.name} was not approved ({approval.reason})")
+        return item.function(**arguments)
+
+    call_after_approval.__name__ = item.name
+    call_after_approval.__doc__ = item.description
+    call_after_approval.__signature__ = inspect.signature(item.function)  # type: ignore[attr-defined]
+    return call_after_approval

@@ -1,0 +1,537 @@
+"""Agent-facing tools over a TravelWorld, grouped by specialist domain.
+
+These are designed around what a model gets right rather than mirroring the
+world's methods: cities or airport codes in any case, forgiving spellings of
+cabins and payment methods, ranked results trimmed to a few lines with a count
+of what was left out, and errors that say how to fix the call.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+from collections.abc import Callable
+from datetime import date, time, timedelta
+from typing import Literal, ParamSpec, TypeVar
+
+from retinue.errors import ToolError
+from retinue.tools import Tool, tool
+
+from . import render
+from .catalog import CABINS
+from .errors import InvalidRequestError, TravelError
+from .places import describe_city, fold, resolve_airports, resolve_city
+from .timeline import LAST_DAY, parse_day
+from .world import CarOffer, FlightOffer, HotelOffer, TravelWorld
+
+SHOWN_RESULTS = 5
+MAX_FORECAST_DAYS = 14
+DOMAINS = ("flights", "hotels", "cars", "weather", "bookings")
+
+_CABIN_ALIASES = {
+    "basic": "basic_economy",
+    "basic_economy": "basic_economy",
+    "economy": "economy",
+    "coach": "economy",
+    "main": "economy",
+    "main_cabin": "economy",
+    "standard": "economy",
+    "premium": "premium_economy",
+    "premium_economy": "premium_economy",
+    "business": "business",
+    "business_class": "business",
+}
+_CAR_CLASSES = ("economy", "compact", "midsize", "suv", "minivan", "convertible", "luxury")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _explained(function: Callable[P, R]) -> Callable[P, R]:
+    """Turn the world's refusals into tool errors, whose message the model reads as the result."""
+
+    @functools.wraps(function)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        except TravelError as error:
+            raise ToolError(str(error)) from error
+
+    return call
+
+
+def normalise_cabin(text: str) -> str:
+    key = fold(text).replace("-", " ").replace(" ", "_").removesuffix("_class")
+    if key in _CABIN_ALIASES:
+        return _CABIN_ALIASES[key]
+    if key in ("first", "first_class"):
+        raise InvalidRequestError("There is no first class on these airlines; business is the highest cabin.")
+    raise InvalidRequestError(f"Unknown cabin {text!r}; choose one of: {', '.join(CABINS)}.")
+
+
+def _clock(text: str | None, field: str) -> time | None:
+    if text is None or not text.strip():
+        return None
+    match = re.fullmatch(r"(\d{1,2}):?(\d{2})", text.strip())
+    if match is None or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        raise InvalidRequestError(f"{field} must be a 24-hour local time like 09:30 or 17:00, not {text!r}.")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+def _more(total: int, shown: int, hint: str) -> str:
+    if total <= shown:
+        return ""
+    return f"\n...and {total - shown} more matched. {hint}"
+
+
+def _sort_flights(offers: list[FlightOffer], sort_by: str) -> list[FlightOffer]:
+    keys: dict[str, Callable[[FlightOffer], tuple[object, ...]]] = {
+        "price": lambda offer: (offer.price, offer.flight.duration_minutes),
+        "duration": lambda offer: (offer.flight.duration_minutes, offer.price),
+        "departure": lambda offer: (offer.flight.departure, offer.price),
+        "arrival": lambda offer: (offer.flight.arrival, offer.price),
+    }
+    return sorted(offers, key=keys[sort_by])
+
+
+def _nearby_flight_days(world: TravelWorld, origin: str, destination: str, day: date) -> str:
+    days = world.flight_dates(origin, destination)
+    if not days:
+        return (
+            f"No flights at all connect {describe_city(resolve_city(origin))} and "
+            f"{describe_city(resolve_city(destination))} with at most one stop; try a nearby larger city."
+        )
+    nearest = sorted(days, key=lambda other: (abs((other - day).days), other))[:4]
+    return f"Nearest days with flights on this route: {', '.join(d.isoformat() for d in sorted(nearest))}."
+
+
+def flight_tools(world: TravelWorld) -> list[Tool]:
+    @tool
+    @_explained
+    def search_flights(
+        origin: str,
+        destination: str,
+        date: str,
+        cabin: str = "economy",
+        passengers: int = 1,
+        max_price: int | None = None,
+        max_stops: int = 1,
+        depart_after: str | None = None,
+        arrive_before: str | None = None,
+        sort_by: Literal["price", "duration", "departure", "arrival"] = "price",
+    ) -> str:
+        """Find flights on one day between two cities or airports, best first.
+
+        Shows the top 5 with how many more matched. Times are local to each airport.
+
+        Args:
+            origin: City name or IATA airport code, e.g. "San Francisco" or "SFO". A city searches all its airports.
+            destination: City name or IATA airport code, e.g. "New York" (JFK, LGA, EWR) or "LHR".
+            date: Departure date, YYYY-MM-DD.
+            cabin: basic_economy (cheapest, non-refundable), economy, premium_economy or business.
+            passengers: Number of seats needed.
+            max_price: Highest price per passenger in USD.
+            max_stops: 0 for nonstop only, 1 to also allow one-stop flights.
+            depart_after: Earliest local departure time, HH:MM.
+            arrive_before: Latest local arrival time, HH:MM, on the departure date (later days are excluded).
+            sort_by: price, duration, departure or arrival.
+        """
+        day = parse_day(date, "date")
+        chosen_cabin = normalise_cabin(cabin)
+        earliest = _clock(depart_after, "depart_after")
+        latest = _clock(arrive_before, "arrive_before")
+        offers = world.search_flights(origin, destination, day, chosen_cabin, passengers, max_price, max_stops)
+        if earliest is not None:
+            offers = [offer for offer in offers if offer.flight.depart_time >= earliest]
+        if latest is not None:
+            offers = [
+                offer for offer in offers if offer.flight.arrive_date == day and offer.flight.arrive_time <= latest
+            ]
+        route = f"{'/'.join(resolve_airports(origin))} -> {'/'.join(resolve_airports(destination))}"
+        party = f"{passengers} passenger{'s' if passengers > 1 else ''}"
+        if not offers:
+            everything = world.search_flights(origin, destination, day, chosen_cabin, passengers)
+            if everything:
+                return (
+                    f"No flight {route} on {render.day_label(day)} matches those filters, but {len(everything)} "
+                    f"flight(s) fly that day in {render.cabin_label(chosen_cabin)} for {party}: relax max_price, "
+                    "max_stops, depart_after or arrive_before."
+                )
+            return (
+                f"No bookable {render.cabin_label(chosen_cabin)} flight {route} on {render.day_label(day)} "
+                f"for {party}. {_nearby_flight_days(world, origin, destination, day)}"
+            )
+        ranked = _sort_flights(offers, sort_by)
+        order = {"price": "cheapest", "duration": "shortest", "departure": "earliest", "arrival": "earliest arrival"}
+        lines = [
+            f"{len(offers)} flight(s) {route} on {render.day_label(day)}, {render.cabin_label(chosen_cabin)}, "
+            f"{party}, {order[sort_by]} first:"
+        ]
+        lines.extend(f"- {render.flight_offer_line(offer)}" for offer in ranked[:SHOWN_RESULTS])
+        more = _more(len(ranked), SHOWN_RESULTS, "Narrow with max_price, max_stops=0, depart_after or arrive_before.")
+        return "\n".join(lines) + more
+
+    @tool
+    @_explained
+    def flight_details(flight_number: str, date: str) -> str:
+        """All cabins, prices, seats left and fare rules of one flight on one day.
+
+        Args:
+            flight_number: As shown in search results, e.g. "NS120".
+            date: Departure date, YYYY-MM-DD.
+        """
+        flight = world.get_flight(flight_number, parse_day(date, "date"))
+        seats = {cabin: world.seats_left(flight, cabin) for cabin in flight.fares}
+        return render.flight_details(flight, seats)
+
+    return [search_flights, flight_details]
+
+
+def _sort_hotels(offers: list[HotelOffer], sort_by: str) -> list[HotelOffer]:
+    if sort_by == "rating":
+        return sorted(offers, key=lambda offer: (-offer.hotel.rating, offer.total))
+    if sort_by == "stars":
+        return sorted(offers, key=lambda offer: (-offer.hotel.stars, -offer.hotel.rating, offer.total))
+    return offers
+
+
+def hotel_tools(world: TravelWorld) -> list[Tool]:
+    @tool
+    @_explained
+    def search_hotels(
+        city: str,
+        check_in: str,
+        check_out: str,
+        rooms: int = 1,
+        max_price_per_night: int | None = None,
+        min_stars: int | None = None,
+        neighbourhood: str | None = None,
+        amenities: list[str] | None = None,
+        sort_by: Literal["price", "rating", "stars"] = "price",
+    ) -> str:
+        """Find hotels in a city with rooms free for the whole stay, best first.
+
+        Shows the top 5 with how many more matched, each with its id, neighbourhood, price, check-in time,
+        amenities and cancellation policy.
+
+        Args:
+            city: City name or airport code, e.g. "Paris" or "CDG".
+            check_in: First night, YYYY-MM-DD.
+            check_out: Departure day, YYYY-MM-DD (the last night is the day before).
+            rooms: Number of rooms needed.
+            max_price_per_night: Highest nightly price per room in USD.
+            min_stars: Lowest star rating, 2 to 5.
+            neighbourhood: Part of a neighbourhood name, e.g. "Marais" or "Airport".
+            amenities: Required amenities, e.g. ["pool", "breakfast"]. Known: wifi, breakfast, gym, pool, spa,
+                restaurant, parking, pet_friendly, airport_shuttle.
+            sort_by: price (total for the stay), rating or stars.
+        """
+        place = resolve_city(city)
+        if neighbourhood:
+            _check_neighbourhood(place.name, place.neighbourhoods, neighbourhood)
+        offers = world.search_hotels(city, check_in, check_out, rooms, max_price_per_night, min_stars, neighbourhood)
+        wanted = [_amenity(name) for name in amenities or []]
+        offers = [offer for offer in offers if all(name in offer.hotel.amenities for name in wanted)]
+        if not offers:
+            return (
+                f"No hotel in {place.name} has {rooms} room(s) free for every night from {check_in} to {check_out} "
+                "with those filters. Relax max_price_per_night, min_stars, neighbourhood or amenities, or change dates."
+            )
+        ranked = _sort_hotels(offers, sort_by)
+        first = ranked[0]
+        lines = [
+            f"{len(offers)} hotel(s) in {place.name}, {first.check_in.isoformat()} to {first.check_out.isoformat()} "
+            f"({first.nights} night(s)), {rooms} room(s), sorted by {sort_by}:"
+        ]
+        lines.extend(f"- {render.hotel_offer_line(offer)}" for offer in ranked[:SHOWN_RESULTS])
+        more = _more(
+            len(ranked), SHOWN_RESULTS, "Narrow with max_price_per_night, min_stars, neighbourhood or amenities."
+        )
+        return "\n".join(lines) + more
+
+    return [search_hotels]
+
+
+_AMENITIES = ("wifi", "breakfast", "gym", "pool", "spa", "restaurant", "parking", "pet_friendly", "airport_shuttle")
+
+
+def _amenity(text: str) -> str:
+    key = fold(text).replace(" ", "_").replace("-", "_")
+    aliases = {
+        "pets": "pet_friendly",
+        "shuttle": "airport_shuttle",
+        "fitness": "gym",
+        "swimming_pool": "pool",
+        "internet": "wifi",
+        "wi_fi": "wifi",
+        "free_breakfast": "breakfast",
+    }
+    key = aliases.get(key, key)
+    if key not in _AMENITIES:
+        raise InvalidRequestError(f"Unknown amenity {text!r}; known amenities: {', '.join(_AMENITIES)}.")
+    return key
+
+
+def _check_neighbourhood(city: str, neighbourhoods: tuple[str, ...], text: str) -> None:
+    wanted = fold(text)
+    if any(wanted in fold(name) for name in neighbourhoods):
+        return
+    close = difflib.get_close_matches(wanted, [fold(name) for name in neighbourhoods], n=2, cutoff=0.5)
+    suggestion = ""
+    if close:
+        names = [name for name in neighbourhoods if fold(name) in close]
+        suggestion = f" Did you mean {' or '.join(names)}?"
+    raise InvalidRequestError(
+        f"No neighbourhood of {city} matches {text!r}.{suggestion} Neighbourhoods: {', '.join(neighbourhoods)}."
+    )
+
+
+def car_tools(world: TravelWorld) -> list[Tool]:
+    @tool
+    @_explained
+    def search_cars(
+        location: str,
+        pickup_date: str,
+        return_date: str,
+        car_class: str | None = None,
+        min_seats: int | None = None,
+        max_price_per_day: int | None = None,
+    ) -> str:
+        """Find rental cars to pick up at a city's main airport, free for the whole rental, cheapest first.
+
+        Shows the top 5 with how many more matched. A same-day return is charged as one day.
+
+        Args:
+            location: City name or airport code, e.g. "Denver" or "DEN".
+            pickup_date: YYYY-MM-DD.
+            return_date: YYYY-MM-DD.
+            car_class: economy, compact, midsize, suv, minivan, convertible or luxury.
+            min_seats: Fewest seats needed (minivans seat 7).
+            max_price_per_day: Highest daily price in USD.
+        """
+        chosen_class = None
+        if car_class:
+            chosen_class = fold(car_class).replace(" ", "")
+            if chosen_class not in _CAR_CLASSES:
+                raise InvalidRequestError(f"Unknown car_class {car_class!r}; choose one of: {', '.join(_CAR_CLASSES)}.")
+        place = resolve_city(location)
+        offers: list[CarOffer] = world.search_cars(
+            location, pickup_date, return_date, chosen_class, min_seats, max_price_per_day
+        )
+        if not offers:
+            return (
+                f"No car at {place.primary_airport.code} ({place.name}) is free from {pickup_date} to {return_date} "
+                "with those filters. Relax car_class, min_seats or max_price_per_day."
+            )
+        first = offers[0]
+        lines = [
+            f"{len(offers)} car(s) at {place.primary_airport.code} ({place.name}), {first.pickup_date.isoformat()} "
+            f"to {first.return_date.isoformat()} ({first.days} day(s)), cheapest first:"
+        ]
+        lines.extend(f"- {render.car_offer_line(offer)}" for offer in offers[:SHOWN_RESULTS])
+        more = _more(len(offers), SHOWN_RESULTS, "Narrow with car_class, min_seats or max_price_per_day.")
+        return "\n".join(lines) + more
+
+    return [search_cars]
+
+
+def weather_tools(world: TravelWorld) -> list[Tool]:
+    @tool
+    @_explained
+    def get_weather(city: str, date: str, end_date: str | None = None) -> str:
+        """Weather forecast for a city on a day, or for each day of a range of up to 14 days.
+
+        Args:
+            city: City name or airport code, e.g. "London" or "LHR".
+            date: YYYY-MM-DD, within the next 60 days.
+            end_date: Optional last day of a range, YYYY-MM-DD.
+        """
+        first = parse_day(date, "date")
+        last = parse_day(end_date, "end_date") if end_date else first
+        if last < first:
+            raise InvalidRequestError(f"end_date ({last.isoformat()}) is before date ({first.isoformat()}).")
+        if (last - first).days >= MAX_FORECAST_DAYS:
+            raise InvalidRequestError(f"Ask for at most {MAX_FORECAST_DAYS} days at once.")
+        if last > LAST_DAY:
+            raise InvalidRequestError(f"Forecasts reach only {LAST_DAY.isoformat()}; shorten the range.")
+        days = [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+        return "\n".join(render.weather_line(world.get_weather(city, day)) for day in days)
+
+    return [get_weather]
+
+
+def _payment_method_id(world: TravelWorld, traveller_id: str, booked_by: str | None, text: str) -> str:
+    """Accept a payment method id, or a kind ("card", "voucher", "points").
+
+    A kind means the booker's own method of that kind, or else the traveller's
+    (a delegate paying with the traveller's points, say).
+    """
+    kind = fold(text).removeprefix("my ").strip()
+    kind = {"credit card": "card", "credit_card": "card", "miles": "points", "rewards": "points"}.get(kind, kind)
+    if kind not in ("card", "voucher", "points"):
+        return text
+    owners = [world.get_traveller(booked_by or traveller_id)]
+    if booked_by:
+        owners.append(world.get_traveller(traveller_id))
+    for owner in owners:
+        for method in owner.payment_methods:
+            if method.kind == kind:
+                return method.payment_method_id
+    methods = ", ".join(method.payment_method_id for owner in owners for method in owner.payment_methods)
+    raise InvalidRequestError(f"No {kind} is on file for this booking; usable payment methods: {methods}.")
+
+
+def booking_tools(world: TravelWorld) -> list[Tool]:
+    @tool
+    @_explained
+    def get_traveller(traveller: str) -> str:
+        """A traveller's profile: name, home airport, loyalty, payment methods with balances, and who may book for whom.
+
+        Args:
+            traveller: Traveller id (like T1001) or email address.
+        """
+        return render.traveller_text(world.get_traveller(traveller))
+
+    @tool
+    @_explained
+    def list_bookings(traveller: str, include_cancelled: bool = True) -> str:
+        """A traveller's bookings with their ids, dates, prices and status.
+
+        Args:
+            traveller: Traveller id (like T1001) or email address.
+            include_cancelled: Also list cancelled bookings.
+        """
+        profile = world.get_traveller(traveller)
+        return render.bookings_text(world, profile, world.list_bookings(profile.traveller_id, include_cancelled))
+
+    @tool(requires_approval=True)
+    @_explained
+    def book_flight(
+        traveller_id: str,
+        flight_number: str,
+        date: str,
+        cabin: str,
+        payment_method: str,
+        passengers: int = 1,
+        booked_by: str | None = None,
+    ) -> str:
+        """Book a flight for a traveller and charge it. Confirm flight, cabin, price and payment with the user first.
+
+        Args:
+            traveller_id: The passenger's traveller id (like T1001).
+            flight_number: From search results, e.g. "NS120".
+            date: Departure date, YYYY-MM-DD.
+            cabin: basic_economy (non-refundable), economy, premium_economy or business.
+            payment_method: A payment method id (like pm-T1001-card), or "card", "voucher" or "points".
+            passengers: Seats to book.
+            booked_by: Traveller id of the person making the booking when it is not the passenger; they must be an
+                authorised delegate of the passenger.
+        """
+        booking = world.book_flight(
+            traveller_id,
+            flight_number,
+            parse_day(date, "date"),
+            normalise_cabin(cabin),
+            _payment_method_id(world, traveller_id, booked_by, payment_method),
+            passengers,
+            booked_by,
+        )
+        return render.confirmation_text(world, booking)
+
+    @tool(requires_approval=True)
+    @_explained
+    def book_hotel(
+        traveller_id: str,
+        hotel_id: str,
+        check_in: str,
+        check_out: str,
+        payment_method: str,
+        rooms: int = 1,
+        booked_by: str | None = None,
+    ) -> str:
+        """Book hotel rooms for a traveller and charge them. Confirm hotel, dates, price and payment first.
+
+        Args:
+            traveller_id: The guest's traveller id (like T1001).
+            hotel_id: From search results, e.g. "H-CDG-03".
+            check_in: First night, YYYY-MM-DD.
+            check_out: Departure day, YYYY-MM-DD.
+            payment_method: A payment method id (like pm-T1001-card), or "card", "voucher" or "points".
+            rooms: Rooms to book.
+            booked_by: Traveller id of the person making the booking when it is not the guest; they must be an
+                authorised delegate of the guest.
+        """
+        booking = world.book_hotel(
+            traveller_id,
+            hotel_id,
+            check_in,
+            check_out,
+            _payment_method_id(world, traveller_id, booked_by, payment_method),
+            rooms,
+            booked_by,
+        )
+        return render.confirmation_text(world, booking)
+
+    @tool(requires_approval=True)
+    @_explained
+    def book_car(
+        traveller_id: str,
+        car_id: str,
+        pickup_date: str,
+        return_date: str,
+        payment_method: str,
+        booked_by: str | None = None,
+    ) -> str:
+        """Rent a car for a traveller and charge it. Confirm car, dates, price and payment with the user first.
+
+        Args:
+            traveller_id: The driver's traveller id (like T1001).
+            car_id: From search results, e.g. "C-DEN-04".
+            pickup_date: YYYY-MM-DD.
+            return_date: YYYY-MM-DD.
+            payment_method: A payment method id (like pm-T1001-card), or "card", "voucher" or "points".
+            booked_by: Traveller id of the person making the booking when it is not the driver; they must be an
+                authorised delegate of the driver.
+        """
+        booking = world.book_car(
+            traveller_id,
+            car_id,
+            pickup_date,
+            return_date,
+            _payment_method_id(world, traveller_id, booked_by, payment_method),
+            booked_by,
+        )
+        return render.confirmation_text(world, booking)
+
+    @tool(requires_approval=True)
+    @_explained
+    def cancel_booking(booking_id: str, requested_by: str | None = None) -> str:
+        """Cancel a booking and refund its payment method, if its fare rules allow. Confirm with the user first.
+
+        Args:
+            booking_id: From list_bookings, e.g. "BK1003".
+            requested_by: Traveller id of the person asking, when it is not the booking's traveller.
+        """
+        return render.cancellation_text(world, world.cancel_booking(booking_id, requested_by))
+
+    return [get_traveller, list_bookings, book_flight, book_hotel, book_car, cancel_booking]
+
+
+def make_tools(world: TravelWorld) -> dict[str, list[Tool]]:
+    """The travel tools bound to one world, grouped by specialist domain (see `DOMAINS`)."""
+    return {
+        "flights": flight_tools(world),
+        "hotels": hotel_tools(world),
+        "cars": car_tools(world),
+        "weather": weather_tools(world),
+        "bookings": booking_tools(world),
+    }
+
+
+def all_tools(world: TravelWorld) -> list[Tool]:
+    """Every travel tool bound to one world, for a single agent (or a master and its clones)."""
+    return [item for group in make_tools(world).values() for item in group]
+
+
+__all__ = ["DOMAINS", "all_tools", "make_tools", "normalise_cabin"]

@@ -1,0 +1,202 @@
+"""The agent-facing tools: forgiving inputs, compact ranked output, and errors that say how to fix the call."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from retinue_travel.tools import DOMAINS, all_tools, make_tools
+from retinue_travel.world import TravelWorld
+
+from retinue.errors import ToolError
+from retinue.tools import Tool
+
+
+@pytest.fixture
+def world() -> TravelWorld:
+    return TravelWorld(seed=0)
+
+
+@pytest.fixture
+def tools(world: TravelWorld) -> dict[str, Tool]:
+    return {tool.name: tool for tool in all_tools(world)}
+
+
+def call(tools: dict[str, Tool], name: str, **arguments: Any) -> str:
+    # Validate through the tool's own schema first, as the agent loop does.
+    validated = tools[name].args_model.model_validate(arguments)
+    result = tools[name].function(**{field: getattr(validated, field) for field in type(validated).model_fields})
+    assert isinstance(result, str)
+    return result
+
+
+def error_of(tools: dict[str, Tool], name: str, **arguments: Any) -> str:
+    with pytest.raises(ToolError) as caught:
+        call(tools, name, **arguments)
+    return str(caught.value)
+
+
+def test_tools_are_grouped_by_domain_and_consequential_ones_need_approval(world: TravelWorld) -> None:
+    groups = make_tools(world)
+    assert tuple(groups) == DOMAINS
+    names = {domain: [tool.name for tool in group] for domain, group in groups.items()}
+    assert names == {
+        "flights": ["search_flights", "flight_details"],
+        "hotels": ["search_hotels"],
+        "cars": ["search_cars"],
+        "weather": ["get_weather"],
+        "bookings": ["get_traveller", "list_bookings", "book_flight", "book_hotel", "book_car", "cancel_booking"],
+    }
+    approval = {tool.name for group in groups.values() for tool in group if tool.requires_approval}
+    assert approval == {"book_flight", "book_hotel", "book_car", "cancel_booking"}
+    search = groups["flights"][0]
+    assert search.description.startswith("Find flights")
+    properties = search.schema.parameters["properties"]
+    assert "City name or IATA airport code" in properties["origin"]["description"]
+    assert search.schema.parameters["required"] == ["origin", "destination", "date"]
+
+
+def test_city_names_and_codes_in_any_case_find_the_same_flights(tools: dict[str, Tool]) -> None:
+    by_name = call(tools, "search_flights", origin="san francisco", destination="new york", date="2026-12-16")
+    by_code = call(tools, "search_flights", origin="sfo", destination="NYC", date="2026-12-16")
+    assert by_name == by_code
+    assert "SFO -> JFK/LGA/EWR" in by_name
+    assert re.search(r"^- [A-Z]{2}\d+ ", by_name, re.MULTILINE)
+
+
+def test_misspelled_places_get_suggestions(tools: dict[str, Tool]) -> None:
+    message = error_of(tools, "search_flights", origin="SFO", destination="Nwe York", date="2026-12-16")
+    assert message == "No airport or city matches 'Nwe York'. Did you mean New York (JFK, LGA, EWR)?"
+    assert "Did you mean London" in error_of(
+        tools, "search_hotels", city="Londn", check_in="2026-12-16", check_out="2026-12-18"
+    )
+
+
+def test_dates_in_other_formats_get_a_fix(tools: dict[str, Tool]) -> None:
+    message = error_of(tools, "search_flights", origin="SFO", destination="JFK", date="Dec 16")
+    assert "YYYY-MM-DD" in message and "Did you mean 2026-12-16?" in message
+    message = error_of(tools, "get_weather", city="Paris", date="16/12/2026")
+    assert "2026-12-16" in message
+
+
+def test_results_are_trimmed_with_a_count_of_the_rest(tools: dict[str, Tool]) -> None:
+    output = call(tools, "search_cars", location="Denver", pickup_date="2026-12-16", return_date="2026-12-18")
+    total = int(output.split(" ", 1)[0])
+    assert total > 5
+    assert output.count("\n- ") == 5
+    assert f"...and {total - 5} more matched" in output
+    prices = [int(price) for price in re.findall(r"\$(\d+) for 2 day", output)]
+    assert prices == sorted(prices)
+
+
+def test_filters_and_sorting(tools: dict[str, Tool]) -> None:
+    nonstop = call(tools, "search_flights", origin="New York", destination="London", date="2026-12-16", max_stops=0)
+    assert "1 stop" not in nonstop
+    early = call(
+        tools, "search_flights", origin="Toronto", destination="Chicago", date="2026-12-16", arrive_before="12:00"
+    )
+    for arrival in re.findall(r"-> \w{3} (\d\d:\d\d)", early):
+        assert arrival <= "12:00"
+    fastest = call(tools, "search_flights", origin="Seattle", destination="Rome", date="2026-12-14", sort_by="duration")
+    durations = re.findall(r"(\d+)h(\d\d)m", fastest)
+    minutes = [int(hours) * 60 + int(rest) for hours, rest in durations]
+    assert minutes == sorted(minutes)
+
+
+def test_no_flights_that_day_points_to_nearby_days(tools: dict[str, Tool]) -> None:
+    output = call(tools, "search_flights", origin="Phoenix", destination="Rome", date="2026-12-04")
+    assert output.startswith("No bookable economy flight PHX -> FCO")
+    assert "Nearest days with flights on this route: 2026-12-03" in output
+
+
+def test_cabins_are_forgiving_but_first_class_is_explained(tools: dict[str, Tool]) -> None:
+    premium = call(tools, "search_flights", origin="LHR", destination="JFK", date="2026-12-16", cabin="Premium Economy")
+    assert "premium economy" in premium
+    message = error_of(tools, "search_flights", origin="LHR", destination="JFK", date="2026-12-16", cabin="first")
+    assert "business is the highest cabin" in message
+
+
+def test_hotel_search_explains_neighbourhoods_and_amenities(tools: dict[str, Tool]) -> None:
+    message = error_of(
+        tools, "search_hotels", city="Paris", check_in="2026-12-16", check_out="2026-12-18", neighbourhood="Marias"
+    )
+    assert "Did you mean Le Marais?" in message and "Montmartre" in message
+    with_pool = call(
+        tools, "search_hotels", city="Miami", check_in="2026-12-16", check_out="2026-12-18", amenities=["swimming pool"]
+    )
+    for line in with_pool.splitlines()[1:]:
+        if line.startswith("- "):
+            assert "pool" in line
+    assert "known amenities" in error_of(
+        tools, "search_hotels", city="Miami", check_in="2026-12-16", check_out="2026-12-18", amenities=["helipad"]
+    )
+
+
+def test_unknown_car_class_lists_the_classes(tools: dict[str, Tool]) -> None:
+    message = error_of(
+        tools, "search_cars", location="DEN", pickup_date="2026-12-16", return_date="2026-12-18", car_class="truck"
+    )
+    assert "economy, compact, midsize, suv, minivan, convertible or luxury" in message.replace(", luxury", " or luxury")
+
+
+def test_weather_range(tools: dict[str, Tool]) -> None:
+    output = call(tools, "get_weather", city="SEA", date="2026-12-16", end_date="2026-12-19")
+    assert len(output.splitlines()) == 4
+    assert all(line.startswith("Seattle ") and "°C" in line for line in output.splitlines())
+    assert "at most 14 days" in error_of(tools, "get_weather", city="SEA", date="2026-12-01", end_date="2026-12-31")
+
+
+def test_booking_with_a_payment_kind_and_the_confirmation(tools: dict[str, Tool], world: TravelWorld) -> None:
+    flight = world.search_flights("SFO", "LAX", "2026-12-16")[0].flight
+    confirmation = call(
+        tools,
+        "book_flight",
+        traveller_id="t1009",
+        flight_number=flight.flight_number.lower(),
+        date="2026-12-16",
+        cabin="economy",
+        payment_method="my card",
+    )
+    assert confirmation.startswith("Booked BK")
+    assert "pm-T1009-card" in confirmation
+    listed = call(tools, "list_bookings", traveller="T1009")
+    assert flight.flight_number in listed and "[confirmed]" in listed
+
+
+def test_a_delegate_may_pay_with_the_travellers_points(tools: dict[str, Tool], world: TravelWorld) -> None:
+    flight = world.search_flights("MIA", "JFK", "2026-12-16")[0].flight
+    confirmation = call(
+        tools,
+        "book_flight",
+        traveller_id="T1001",
+        flight_number=flight.flight_number,
+        date="2026-12-16",
+        cabin="economy",
+        payment_method="points",
+        booked_by="T1006",
+    )
+    assert "pm-T1001-points" in confirmation
+
+
+def test_refusals_come_back_as_tool_errors(tools: dict[str, Tool], world: TravelWorld) -> None:
+    flight = world.search_flights("SFO", "LAX", "2026-12-16")[0].flight
+    message = error_of(
+        tools,
+        "book_flight",
+        traveller_id="T1009",
+        flight_number=flight.flight_number,
+        date="2026-12-16",
+        cabin="economy",
+        payment_method="pm-T1003-card",
+    )
+    assert "belongs to T1003" in message
+    basic = next(b for b in world.list_bookings("T1004") if b.cabin == "basic_economy")
+    assert "non-refundable" in error_of(tools, "cancel_booking", booking_id=basic.booking_id)
+
+
+def test_profile_shows_payment_ids_and_delegations(tools: dict[str, Tool]) -> None:
+    profile = call(tools, "get_traveller", traveller="T1001")
+    assert "pm-T1001-card" in profile and "pm-T1001-points" in profile
+    assert "May be booked for by: T1006." in profile
+    assert "Authorised to book for: T1001." in call(tools, "get_traveller", traveller="T1006")
