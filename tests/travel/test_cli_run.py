@@ -39,7 +39,12 @@ async def run_cli(*args: str, home: Path) -> tuple[int, str, str]:
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={"RETINUE_HOME": str(home), "PATH": "/usr/bin:/bin", "OPENAI_COMPATIBLE_API_KEY": "test-key", "OPENAI_API_KEY": "must-not-be-sent"},
+        env={
+            "RETINUE_HOME": str(home),
+            "PATH": "/usr/bin:/bin",
+            "OPENAI_COMPATIBLE_API_KEY": "test-key",
+            "OPENAI_API_KEY": "must-not-be-sent",
+        },
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
     assert process.returncode is not None
