@@ -3,8 +3,11 @@
 `cold start` is `await Sandbox(isolation="bubblewrap").start()`: a fresh
 workspace (a tmpfs when running as root), bubblewrap's namespaces and mounts,
 the interpreter's startup, up to the session reporting ready. `warm run` is
-`run_python("print(1)")` in a started session, round trip included. A host
-API call is timed too, for the record. Each figure is a median.
+`run_python("print(1)")` in a started session, round trip included. Host API
+calls are timed too, for the record: a run that makes one, one call alone as
+timed inside the session (the socket round trip to the host), and a script
+run from the shell that makes one (a fresh interpreter that imports the
+module and connects). Each figure is a median.
 
 Run: `PYTHONPATH=src python benchmarks/bench_sandbox.py [--quick]`.
 """
@@ -34,8 +37,19 @@ async def _cold_starts(repetitions: int) -> list[float]:
     return timings
 
 
-async def _warm_runs(repetitions: int) -> tuple[list[float], list[float]]:
-    prints, calls = [], []
+_TIME_CALLS_INSIDE = """
+import statistics, time
+timings = []
+for _ in range({repetitions}):
+    started = time.perf_counter()
+    host_api.echo(1)
+    timings.append(time.perf_counter() - started)
+print(statistics.median(timings))
+"""
+
+
+async def _warm_runs(repetitions: int) -> tuple[list[float], list[float], float, list[float]]:
+    prints, calls, scripts = [], [], []
     async with Sandbox(isolation="bubblewrap", host_functions={"echo": lambda value: value}) as sandbox:
         await sandbox.run_python("import host_api")
         for _ in range(repetitions):
@@ -48,16 +62,26 @@ async def _warm_runs(repetitions: int) -> tuple[list[float], list[float]]:
             result = await sandbox.run_python("host_api.echo(1)")
             calls.append(time.perf_counter() - started)
             assert result.stdout == "1\n", result
-    return prints, calls
+        inside = await sandbox.run_python(_TIME_CALLS_INSIDE.format(repetitions=10 * repetitions))
+        assert inside.error is None, inside
+        sandbox.write_file("script.py", "import host_api\nprint(host_api.echo(1))\n")
+        for _ in range(max(5, repetitions // 10)):
+            started = time.perf_counter()
+            result = await sandbox.run_shell("python script.py")
+            scripts.append(time.perf_counter() - started)
+            assert result.stdout == "1\n", result
+    return prints, calls, float(inside.stdout), scripts
 
 
 async def _measure(quick: bool) -> dict[str, float]:
     cold = await _cold_starts(5 if quick else 21)
-    prints, calls = await _warm_runs(20 if quick else 201)
+    prints, calls, call_inside, scripts = await _warm_runs(20 if quick else 201)
     return {
         "cold": statistics.median(cold),
         "warm": statistics.median(prints),
         "call": statistics.median(calls),
+        "call_inside": call_inside,
+        "script": statistics.median(scripts),
     }
 
 
@@ -79,6 +103,18 @@ def run(quick: bool) -> list[dict[str, Any]]:
         {
             "scenario": "sandbox: warm run with one host API call",
             "value": timings["call"] * 1000,
+            "unit": "ms",
+            "target": None,
+        },
+        {
+            "scenario": "sandbox: one warm host API call, timed inside the session",
+            "value": timings["call_inside"] * 1000,
+            "unit": "ms",
+            "target": None,
+        },
+        {
+            "scenario": "sandbox: run_shell('python script.py') making one host API call",
+            "value": timings["script"] * 1000,
             "unit": "ms",
             "target": None,
         },

@@ -272,15 +272,26 @@ async def test_forged_control_messages_end_the_session_not_the_host() -> None:
         nested = await sandbox.run_python(
             reach_control + "os.write(fd, b'[' * 200_000 + b'\\n')\nimport time\ntime.sleep(5)"
         )
+        # Host-API calls travel over their own socket, never the control channel.
+        forged_call = b'{"type": "call", "id": 1, "name": "ping"}\n'
+        call_on_control = await sandbox.run_python(
+            reach_control + f"os.write(fd, {forged_call!r})\nimport time\ntime.sleep(5)"
+        )
+        # On the host-API socket, a name the host does not expose is answered with an error, never run.
         unknown = await sandbox.run_python(
-            reach_control + 'os.write(fd, b\'{"type": "call", "id": 999999, "name": "os"}\\n\')'
+            "import json, socket\n"
+            "client = socket.socket(socket.AF_UNIX)\n"
+            "client.connect('/run/retinue/api.sock')\n"
+            'client.sendall(b\'{"type": "call", "id": 7, "name": "__import__", "args": ["os"], "kwargs": {}}\\n\')\n'
+            "print(json.loads(client.makefile().readline()))\n"
         )
         after = await sandbox.run_python("import host_api\nprint(host_api.ping())")
-    for result in (garbage, nested):
+    for result in (garbage, nested, call_on_control):
         assert result.session_restarted and not result.timed_out
         assert result.error is not None and "broke the host protocol" in result.error
-    # A call to a name the host does not expose is answered with an error, never run.
-    assert unknown.error is None
+    assert unknown.error is None, unknown.error
+    assert unknown.stdout.startswith("{'type': 'reply', 'id': 7, 'ok': False, 'error': {'type': 'AttributeError'")
+    assert "has no function '__import__'; available: ping" in unknown.stdout
     assert after.stdout == "pong\n"
 
 

@@ -164,7 +164,8 @@ class OpenAIModel:
             else:
                 arguments = json.dumps(call.arguments, ensure_ascii=False)
             calls.append({"id": call.id, "type": "function", "function": {"name": call.name, "arguments": arguments}})
-        return {"role": "assistant", "content": message.text or None, "tool_calls": calls}
+        # "" rather than null: OpenAI takes either, some compatible servers (llama.cpp's) only a string.
+        return {"role": "assistant", "content": message.text, "tool_calls": calls}
 
     def _parse(self, data: Any) -> ModelResponse:
         try:

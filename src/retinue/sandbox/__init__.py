@@ -12,6 +12,11 @@ uid, a seccomp filter (no user namespaces, mounts, bpf...), kernel rlimits
 workspace, a host-side watch on the memory of all the sandbox's processes,
 and a wall-clock timeout per run. Without bubblewrap, ``isolation="auto"``
 falls back to a plain subprocess with the limits only, and warns.
+
+Host functions are a module that any Python process in the sandbox can
+import (the session, ``python script.py`` run from the shell, subprocesses,
+workers); calls travel as JSON lines over a unix socket that only this
+sandbox can reach, bound read-only into it, so its code cannot replace it.
 """
 
 from .errors import (

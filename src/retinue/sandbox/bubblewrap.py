@@ -2,7 +2,9 @@
 
 What the sandbox sees: the system directories and the Python install,
 read-only; an /etc of a handful of harmless files (see sandbox_etc); its
-workspace, read-write, at /workspace; a private /tmp and /dev/shm of bounded
+workspace, read-write, at /workspace; the host-API module in
+/run/retinue/host (on PYTHONPATH) and its socket at /run/retinue/api.sock,
+both read-only (see host_socket); a private /tmp and /dev/shm of bounded
 size; its own /proc, PID, network (loopback only), IPC and UTS namespaces;
 a seccomp filter (see seccomp). /root, /home, the rest of /etc and
 everything else on the host simply do not exist inside.
@@ -25,6 +27,10 @@ from .limits import SandboxLimits
 
 WORKSPACE_INSIDE = "/workspace"
 SESSION_SCRIPT_INSIDE = "/run/retinue/session.py"
+# Outside the workspace and read-only, so sandboxed code can neither delete the
+# socket nor put a listener of its own, or another module, in its place.
+HOST_API_INSIDE = "/run/retinue/host"
+HOST_API_SOCKET_INSIDE = "/run/retinue/api.sock"
 
 SYSTEM_DIRECTORIES = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _SHM_CAP_BYTES = 64 * 1024 * 1024
@@ -40,6 +46,8 @@ def bubblewrap_command(
     python: str,
     python_roots: Sequence[Path],
     session_script: Path,
+    host_api_dir: Path,
+    host_api_socket: Path,
     workspace: Path,
     etc_dir: Path,
     limits: SandboxLimits,
@@ -78,9 +86,27 @@ def bubblewrap_command(
     command += ["--ro-bind", str(etc_dir), "/etc"]
 
     command += [
+        # Made explicitly: parents bubblewrap creates for a mount point are
+        # root-only, and the sandbox user must reach the host-API directory.
+        "--perms",
+        "0755",
+        "--dir",
+        "/run",
+        "--perms",
+        "0755",
+        "--dir",
+        "/run/retinue",
         "--ro-bind",
         str(session_script),
         SESSION_SCRIPT_INSIDE,
+        "--ro-bind",
+        str(host_api_dir),
+        HOST_API_INSIDE,
+        # The socket itself, not its directory: a mount point cannot be
+        # unlinked or renamed, and connecting needs no write access to a mount.
+        "--ro-bind",
+        str(host_api_socket),
+        HOST_API_SOCKET_INSIDE,
         "--dev",
         "/dev",
         "--proc",
@@ -123,7 +149,8 @@ def bubblewrap_command(
         WORKSPACE_INSIDE,
         "--clearenv",
     ]
-    for variable, value in sandbox_environment(home="/tmp", python_bin=os.path.dirname(python)).items():
+    environment = sandbox_environment(home="/tmp", python_bin=os.path.dirname(python), python_path=HOST_API_INSIDE)
+    for variable, value in environment.items():
         command += ["--setenv", variable, value]
     if seccomp_fd is not None:
         command += ["--seccomp", str(seccomp_fd)]
@@ -131,11 +158,16 @@ def bubblewrap_command(
     return command
 
 
-def sandbox_environment(home: str, python_bin: str, path: str = "/usr/local/bin:/usr/bin:/bin") -> dict[str, str]:
+def sandbox_environment(
+    home: str, python_bin: str, python_path: str, path: str = "/usr/local/bin:/usr/bin:/bin"
+) -> dict[str, str]:
     """Environment of the sandboxed process: nothing inherited, so no host secrets in it.
 
     The host interpreter's bin directory comes first so ``python3`` in a
-    shell command is the interpreter that has the host's packages.
+    shell command is the interpreter that has the host's packages;
+    ``python_path`` holds the host-API module, so every Python started in
+    the sandbox can import it (the session itself runs with -I and is told
+    the directory instead).
     """
     # Numeric libraries size thread pools (and per-thread buffers, which
     # count against the memory limit) by the machine's cores otherwise.
@@ -150,5 +182,6 @@ def sandbox_environment(home: str, python_bin: str, path: str = "/usr/local/bin:
         "LANG": "C.UTF-8",
         "USER": "sandbox",
         "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONPATH": python_path,
         "MPLCONFIGDIR": f"{home}/.matplotlib",
     }

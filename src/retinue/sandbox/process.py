@@ -1,7 +1,8 @@
 """One running sandboxed interpreter, seen from the host.
 
 Owns the child process, the control socket (JSON lines: run requests out;
-ready, done and host-API calls in), and the captures of stdout and stderr.
+ready and done in), the captures of stdout and stderr, and the host-API
+server of this session (see host_socket), which lives and dies with it.
 Everything read from the child is untrusted: a malformed message ends the
 session rather than being guessed at.
 """
@@ -20,15 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import SandboxStartError
-from .host_bridge import HostBridge
+from .host_socket import HostApiServer
 from .limits import SandboxLimits
 from .memory_guard import can_measure, tree_memory_bytes
 from .output import StreamCapture
 
-# One control message may carry a host-API call with its arguments; bigger is an attack or a bug.
+# A "done" message carries the run's error text, capped by max_output_chars; bigger is an attack or a bug.
 _MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-# Host-API calls served at once for one sandbox; more wait their turn.
-_MAX_CONCURRENT_CALLS = 16
 _HAS_PROC = os.path.isdir("/proc/self")
 # How often the memory of all the sandbox's processes together is measured.
 _MEMORY_POLL_SECONDS = 0.1
@@ -82,14 +81,14 @@ class SessionProcess:
         process: asyncio.subprocess.Process,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-        bridge: HostBridge,
+        host_api: HostApiServer | None,
         limits: SandboxLimits,
         *,
         via_bubblewrap: bool,
     ) -> None:
         self._process = process
         self._writer = writer
-        self._bridge = bridge
+        self._host_api = host_api
         self._limits = limits
         self._via_bubblewrap = via_bubblewrap
         self.stdout = StreamCapture(limits.max_output_chars)
@@ -100,8 +99,6 @@ class SessionProcess:
         self._done_id = 0
         # Why the host stopped the process itself (protocol abuse, memory), if it did.
         self._stopped_because: str | None = None
-        self._calls: set[asyncio.Task[None]] = set()
-        self._call_slots = asyncio.Semaphore(_MAX_CONCURRENT_CALLS)
         self._lost_because: str | None = None
         assert process.stdout is not None and process.stderr is not None
         self._tasks = [
@@ -117,7 +114,7 @@ class SessionProcess:
         argv: Sequence[str],
         config: dict[str, Any],
         *,
-        bridge: HostBridge,
+        host_api: HostApiServer | None,
         limits: SandboxLimits,
         env: Mapping[str, str],
         cwd: str | None,
@@ -125,8 +122,19 @@ class SessionProcess:
         pass_fds: Sequence[int] = (),
         startup_timeout: float = 10.0,
     ) -> SessionProcess:
-        """Start the interpreter and wait until the session script reports ready."""
-        host_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        """Start the interpreter and wait until the session script reports ready.
+
+        ``host_api`` is started first, so the sandbox finds the socket from its
+        first line of code; the session owns it from then on and closes it.
+        """
+        if host_api is not None:
+            await host_api.start()
+        try:
+            host_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        except BaseException:
+            if host_api is not None:
+                host_api.close()
+            raise
         try:
             config = {**config, "control_fd": child_end.fileno()}
             process = await asyncio.create_subprocess_exec(
@@ -143,6 +151,8 @@ class SessionProcess:
             )
         except BaseException:
             host_end.close()
+            if host_api is not None:
+                host_api.close()
             raise
         finally:
             child_end.close()
@@ -151,8 +161,10 @@ class SessionProcess:
         except BaseException:
             host_end.close()
             process.kill()
+            if host_api is not None:
+                host_api.close()
             raise
-        session = cls(process, reader, writer, bridge, limits, via_bubblewrap=via_bubblewrap)
+        session = cls(process, reader, writer, host_api, limits, via_bubblewrap=via_bubblewrap)
         try:
             await session._wait_ready(startup_timeout)
         except BaseException:
@@ -221,33 +233,12 @@ class SessionProcess:
                 elif kind == "done":
                     if self._done is not None and not self._done.done() and message.get("id") == self._done_id:
                         self._done.set_result(message)
-                elif kind == "call":
-                    # Bounded, so a flood of calls queues up in the socket
-                    # (blocking the sandbox) instead of in host memory.
-                    await self._call_slots.acquire()
-                    task = asyncio.create_task(self._answer(message))
-                    self._calls.add(task)
-                    task.add_done_callback(self._call_finished)
                 else:
                     raise ValueError(f"unexpected control message type {kind!r}")
         except (ValueError, RecursionError) as exc:
             # ValueError covers bad JSON and lines over the size limit;
             # RecursionError, JSON nested deep enough to exhaust the stack.
             await self._stop(f"it broke the host protocol ({str(exc)[:200]})")
-
-    def _call_finished(self, task: asyncio.Task[None]) -> None:
-        self._calls.discard(task)
-        self._call_slots.release()
-
-    async def _answer(self, message: dict[str, Any]) -> None:
-        try:
-            reply = await self._bridge.answer(message)
-        except ValueError as exc:
-            await self._stop(f"it broke the host protocol ({exc})")
-            return
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            self._writer.write(reply)
-            await self._writer.drain()
 
     async def request(
         self, message: dict[str, Any], seconds: float, abort: asyncio.Future[str] | None = None
@@ -358,18 +349,25 @@ class SessionProcess:
     async def kill(self) -> None:
         """Stop the process and everything it started; idempotent."""
         self._kill_now()
+        # Calls still running belong to processes that are gone or going.
+        if self._host_api is not None:
+            self._host_api.close()
         await self._exited
         self._writer.close()
 
     def _abandon(self) -> None:
         """Kill and let go without waiting: for when awaiting is no longer possible."""
         self._kill_now()
-        for task in [*self._tasks, *self._calls]:
+        if self._host_api is not None:
+            self._host_api.close()
+        for task in self._tasks:
             task.cancel()
         self._writer.close()
 
     async def close(self) -> None:
         await self.kill()
-        for task in [*self._tasks, *self._calls]:
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._calls, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._host_api is not None:
+            await self._host_api.wait_closed()

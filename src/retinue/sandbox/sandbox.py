@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import functools
+import importlib.util
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -13,9 +16,17 @@ from types import TracebackType
 from typing import Any, NamedTuple
 
 from . import isolation as isolation_choice
-from .bubblewrap import SYSTEM_DIRECTORIES, WORKSPACE_INSIDE, bubblewrap_command, sandbox_environment
+from .bubblewrap import (
+    HOST_API_INSIDE,
+    HOST_API_SOCKET_INSIDE,
+    SYSTEM_DIRECTORIES,
+    WORKSPACE_INSIDE,
+    bubblewrap_command,
+    sandbox_environment,
+)
 from .errors import SandboxStartError, SandboxStateError
-from .host_bridge import HostBridge
+from .host_bridge import HostBridge, compiled_module
+from .host_socket import MAX_CONNECTIONS_PER_PROCESS, MAX_REQUEST_BYTES, HostApiServer
 from .identity import SANDBOX_GID, SANDBOX_UID
 from .isolation import Isolation, IsolationMode
 from .limits import SandboxLimits
@@ -23,10 +34,12 @@ from .process import SessionProcess
 from .result import ExecutionResult
 from .sandbox_etc import sandbox_etc_directory
 from .seccomp import seccomp_program
+from .state_dirs import new_state_dir
 from .workspace import FileInfo, Workspace
 
 DEFAULT_LIMITS = SandboxLimits()
 _SESSION_SCRIPT = Path(__file__).with_name("session.py")
+_HOST_API_SOCKET = "api.sock"
 _DISK_POLL_SECONDS = 0.25
 _SANDBOX_NICENESS = 10
 # run_shell enforces its timeout inside the sandbox, keeping the session; the
@@ -48,6 +61,38 @@ def _seccomp_pipe() -> int | None:
     return read_end
 
 
+def _write_module(directory: Path, name: str, source: str) -> None:
+    """Write the host-API module and its bytecode (so no process in the sandbox compiles it)."""
+    module = directory / f"{name}.py"
+    compiled = Path(importlib.util.cache_from_source(str(module)))
+    compiled.parent.mkdir(parents=True, exist_ok=True)
+    module.write_text(source, encoding="utf-8")
+    compiled.write_bytes(compiled_module(source))
+    # Readable by the sandbox user whatever the host's umask; writable by nobody inside.
+    for folder in (directory, compiled.parent):
+        folder.chmod(0o755)
+    for file in (module, compiled):
+        file.chmod(0o644)
+
+
+@functools.cache
+def _shared_module_directory(name: str, source: str) -> Path:
+    """A directory holding this module, made once per process and shared by every sandbox that needs it.
+
+    With bubblewrap the module's text names only paths inside the sandbox,
+    so sandboxes with the same functions share one copy: a start creates
+    no files but the socket. One small directory per distinct set of
+    functions, removed when the process exits. It sits in a 0700 parent:
+    the sandbox must list it, other host users need not.
+    """
+    parent = new_state_dir("api")
+    atexit.register(shutil.rmtree, parent, ignore_errors=True)
+    directory = parent / "host"
+    directory.mkdir()
+    _write_module(directory, name, source)
+    return directory
+
+
 class _LaunchPlan(NamedTuple):
     """How to start one session process."""
 
@@ -55,6 +100,7 @@ class _LaunchPlan(NamedTuple):
     config: dict[str, Any]
     env: dict[str, str]
     cwd: str
+    host_api: HostApiServer
     pass_fds: tuple[int, ...] = ()
 
 
@@ -95,10 +141,12 @@ class Sandbox:
     host directory. ``"subprocess"`` applies the resource limits only and warns
     (``NotIsolatedWarning``); ``"auto"`` picks bubblewrap when it can.
 
-    ``host_functions`` become the module ``host_module`` inside the sandbox;
-    calls travel as JSON to the host, which runs them (sync functions in a
-    worker thread, async ones on the event loop) and sends back the result
-    or the exception's type and message.
+    ``host_functions`` become the module ``host_module`` inside the sandbox,
+    importable by the session and by any Python process started in it (a
+    ``python script.py`` from the shell, a subprocess, a forked worker);
+    calls travel as JSON over a unix socket to the host, which runs them
+    (sync functions in a worker thread, async ones on the event loop) and
+    sends back the result or the exception's type and message.
 
     ``workspace`` None is a fresh directory (a size-limited tmpfs when the
     host is root) removed on close. A given directory is kept; when the host
@@ -199,24 +247,47 @@ class Sandbox:
             return await SessionProcess.spawn(
                 plan.argv,
                 plan.config,
-                bridge=self._bridge,
                 limits=self.limits,
                 env=plan.env,
                 cwd=plan.cwd,
                 via_bubblewrap=self._mode == "bubblewrap",
                 pass_fds=plan.pass_fds,
+                host_api=plan.host_api,
             )
         finally:
             for fd in plan.pass_fds:
                 os.close(fd)
+
+    def _host_api(self, socket_inside: str | None) -> tuple[Path, HostApiServer]:
+        """The directory holding the host-API module, and the server for its socket.
+
+        The socket is created in the sandbox's 0700 state directory, so no
+        other host user can reach it; bubblewrap binds it read-only at
+        ``socket_inside``. Without isolation (None) the code sees host paths:
+        the module then names the socket's host path, and is written to the
+        state directory too.
+        """
+        state_dir = self._require_workspace().state_dir
+        socket_path = state_dir / _HOST_API_SOCKET
+        name = self._bridge.module_name
+        source = self._bridge.module_source(
+            str(socket_path) if socket_inside is None else socket_inside,
+            max_request_bytes=MAX_REQUEST_BYTES,
+            max_connections=MAX_CONNECTIONS_PER_PROCESS,
+        )
+        if socket_inside is not None:
+            directory = _shared_module_directory(name, source)
+        else:
+            directory = state_dir / "host"
+            _write_module(directory, name, source)
+        owner = (SANDBOX_UID, SANDBOX_GID) if os.geteuid() == 0 and self._mode == "bubblewrap" else None
+        return directory, HostApiServer(self._bridge, socket_path, owner=owner)
 
     def _launch_plan(self) -> _LaunchPlan:
         workspace = self._require_workspace()
         python = os.path.realpath(sys.executable)
         config: dict[str, Any] = {
             "rlimits": [[which, value] for which, value in self.limits.rlimits().items()],
-            "host_module": self._bridge.module_name,
-            "functions": self._bridge.describe(),
             "max_error_chars": self.limits.max_output_chars,
             "uid": SANDBOX_UID,
             "gid": SANDBOX_GID,
@@ -228,31 +299,50 @@ class Sandbox:
                 raise SandboxStartError(f"bubblewrap disappeared; {isolation_choice.INSTALL_HINT}")
             roots = _python_roots()
             host_is_root = os.geteuid() == 0
+            host_api_dir, host_api = self._host_api(HOST_API_SOCKET_INSIDE)
             seccomp_fd = _seccomp_pipe()
             argv = bubblewrap_command(
                 bwrap,
                 python=python,
                 python_roots=roots,
                 session_script=_SESSION_SCRIPT,
+                host_api_dir=host_api_dir,
+                host_api_socket=host_api.path,
                 workspace=workspace.root,
                 etc_dir=sandbox_etc_directory(),
                 limits=self.limits,
                 host_is_root=host_is_root,
                 seccomp_fd=seccomp_fd,
             )
-            config.update(sys_path=_visible_sys_path(tuple(roots)), cwd=WORKSPACE_INSIDE, drop_privileges=host_is_root)
+            config.update(
+                sys_path=_visible_sys_path(tuple(roots)),
+                cwd=WORKSPACE_INSIDE,
+                drop_privileges=host_is_root,
+                host_api_dir=HOST_API_INSIDE,
+                host_api_file=f"{HOST_API_INSIDE}/{self._bridge.module_name}.py",
+            )
             env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-            return _LaunchPlan(argv, config, env, "/", () if seccomp_fd is None else (seccomp_fd,))
+            return _LaunchPlan(argv, config, env, "/", host_api, () if seccomp_fd is None else (seccomp_fd,))
         home = workspace.state_dir / "home"
         home.mkdir(exist_ok=True)
+        host_api_dir, host_api = self._host_api(None)
         paths = [entry for entry in sys.path if entry and os.path.isdir(entry)]
         # No privilege drop here: the interpreter may live under a
         # directory (like /root) that an unprivileged user cannot read.
-        config.update(sys_path=paths, cwd=str(workspace.root), drop_privileges=False)
-        env = sandbox_environment(
-            home=str(home), python_bin=os.path.dirname(python), path=os.environ.get("PATH", "/usr/bin:/bin")
+        config.update(
+            sys_path=paths,
+            cwd=str(workspace.root),
+            drop_privileges=False,
+            host_api_dir=str(host_api_dir),
+            host_api_file=str(host_api_dir / f"{self._bridge.module_name}.py"),
         )
-        return _LaunchPlan([python, "-I", "-S", str(_SESSION_SCRIPT)], config, env, str(workspace.root))
+        env = sandbox_environment(
+            home=str(home),
+            python_bin=os.path.dirname(python),
+            python_path=str(host_api_dir),
+            path=os.environ.get("PATH", "/usr/bin:/bin"),
+        )
+        return _LaunchPlan([python, "-I", "-S", str(_SESSION_SCRIPT)], config, env, str(workspace.root), host_api)
 
     # ----- running code ----------------------------------------------------
 
@@ -393,7 +483,10 @@ class Sandbox:
             f"Limits: {self.limits.describe()}.",
         ]
         if functions:
-            lines.append(f"Host functions: `import {self._bridge.module_name}` provides {functions}.")
+            lines.append(
+                f"Host functions: `import {self._bridge.module_name}` provides {functions}, "
+                "in this session and in any Python program run inside."
+            )
         return "\n".join(lines)
 
     def _require_workspace(self) -> Workspace:

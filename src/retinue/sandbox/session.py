@@ -8,8 +8,10 @@ process's real stdout and stderr, which the host reads; after each run the
 server writes an end marker on both so the host knows where this run's
 output ends.
 
-The server also builds the host-API module: each function in it sends a
-``call`` message over the same socket and blocks until the host replies.
+Host-API calls do not travel here: the host's module is a file in a
+read-only directory that this script puts on sys.path, and it talks to the
+host over a socket of its own (see host_client), the same way from this
+session as from any other Python process in the sandbox.
 
 Standard library only, and everything this file does before the first
 request is paid on every cold start, so it imports as little as it can (the
@@ -25,10 +27,8 @@ import importlib
 import io
 import json
 import os
-import queue
 import resource
 import sys
-import threading
 import types
 
 # Not `from typing import ...`: importing typing would add milliseconds to every
@@ -39,113 +39,28 @@ if TYPE_CHECKING:
     from typing import Any
 
 _THIS_FILE = os.path.abspath(__file__)
+# Frames of these files are plumbing, not the user's code: hidden from tracebacks.
+_HIDDEN_FILES = {_THIS_FILE}
 
 
 class _Channel:
-    """JSON lines over the socket; a reader thread sorts host replies from host requests."""
+    """JSON lines over the control socket: requests from the host in, ready and done out."""
 
     def __init__(self, fd: int) -> None:
         self._reader = open(fd, "rb", closefd=False)  # noqa: SIM115 - lives as long as the process
         self._writer = open(fd, "wb", closefd=False)  # noqa: SIM115 - lives as long as the process
-        self._write_lock = threading.Lock()
-        self.requests: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self._replies: dict[int, dict[str, Any]] = {}
-        self._replies_ready = threading.Condition()
-        self._closed = False
-        self._next_call_id = 0
-        threading.Thread(target=self._read_forever, name="retinue-channel", daemon=True).start()
 
     def send(self, message: dict[str, Any]) -> None:
-        data = json.dumps(message).encode() + b"\n"
-        with self._write_lock:
-            self._writer.write(data)
-            self._writer.flush()
+        self._writer.write(json.dumps(message).encode() + b"\n")
+        self._writer.flush()
 
-    def _read_forever(self) -> None:
-        try:
-            for line in self._reader:
-                message = json.loads(line)
-                if message.get("type") == "reply":
-                    with self._replies_ready:
-                        self._replies[int(message["id"])] = message
-                        self._replies_ready.notify_all()
-                else:
-                    self.requests.put(message)
-        finally:
-            with self._replies_ready:
-                self._closed = True
-                self._replies_ready.notify_all()
-            self.requests.put(None)
-
-    def call(self, module: str, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
-        with self._write_lock:
-            self._next_call_id += 1
-            call_id = self._next_call_id
-        try:
-            self.send({"type": "call", "id": call_id, "name": name, "args": args, "kwargs": kwargs})
-        except (TypeError, ValueError) as exc:
-            raise TypeError(
-                f"{module}.{name}() takes only JSON-serializable arguments "
-                f"(str, int, float, bool, None, list, dict): {exc}"
-            ) from None
-        with self._replies_ready:
-            while call_id not in self._replies:
-                if self._closed:
-                    raise ConnectionError(f"{module}.{name}(): the host closed the connection")
-                self._replies_ready.wait()
-            reply = self._replies.pop(call_id)
-        if reply.get("ok"):
-            return reply.get("value")
-        error = reply.get("error") or {}
-        raise _rebuild_host_error(module, str(error.get("type", "Exception")), str(error.get("message", "")))
-
-
-class HostError(Exception):
-    """A host function failed with an exception that has no built-in equivalent here."""
-
-
-def _rebuild_host_error(module: str, type_name: str, message: str) -> Exception:
-    # Built-in exception types come back as themselves so `except ValueError`
-    # works in the sandbox; anything else becomes HostError naming the type.
-    builtin = getattr(builtins, type_name, None)
-    if isinstance(builtin, type) and issubclass(builtin, Exception) and builtin is not HostError:
-        try:
-            return builtin(message)
-        except TypeError:
-            pass
-    return HostError(f"{type_name}: {message}")
-
-
-def _build_host_module(channel: _Channel, module_name: str, functions: list[dict[str, str]]) -> types.ModuleType:
-    listing = "\n".join(f"  {spec['name']}{spec['signature']}" for spec in functions)
-    module = types.ModuleType(
-        module_name,
-        f"Functions the host runs for you; arguments and results travel as JSON.\n\n{listing}\n",
-    )
-
-    def make(spec: dict[str, str]) -> Any:
-        name = spec["name"]
-
-        def host_function(*args: Any, **kwargs: Any) -> Any:
-            return channel.call(module_name, name, list(args), kwargs)
-
-        host_function.__name__ = name
-        host_function.__qualname__ = name
-        host_function.__module__ = module_name
-        host_function.__doc__ = f"{name}{spec['signature']}\n\n{spec['doc']}".rstrip()
-        return host_function
-
-    for spec in functions:
-        setattr(module, spec["name"], make(spec))
-    module.HostError = HostError  # type: ignore[attr-defined]
-    available = ", ".join(spec["name"] for spec in functions) or "(none)"
-
-    def missing(attribute: str) -> Any:
-        raise AttributeError(f"module {module_name!r} has no function {attribute!r}; available: {available}")
-
-    module.__getattr__ = missing  # type: ignore[method-assign]
-    module.__all__ = [spec["name"] for spec in functions] + ["HostError"]  # type: ignore[attr-defined]
-    return module
+    def receive(self) -> dict[str, Any] | None:
+        """The next request, or None once the host has closed the socket."""
+        line = self._reader.readline()
+        if not line:
+            return None
+        message = json.loads(line)
+        return message if isinstance(message, dict) else None
 
 
 class _Server:
@@ -199,7 +114,7 @@ class _Server:
 
     def serve(self) -> None:
         while True:
-            request = self.channel.requests.get()
+            request = self.channel.receive()
             if request is None or request.get("type") == "exit":
                 return
             kind = request.get("type")
@@ -293,7 +208,7 @@ def _hide_server_frames(report: traceback.TracebackException) -> None:
             continue
         seen.add(id(current))
         current.stack = traceback.StackSummary.from_list(
-            [frame for frame in current.stack if frame.filename != _THIS_FILE]
+            [frame for frame in current.stack if frame.filename not in _HIDDEN_FILES]
         )
         pending += [linked for linked in (current.__cause__, current.__context__) if linked is not None]
 
@@ -322,12 +237,14 @@ def main() -> None:
     # host tells us where its packages are instead.
     sys.path.extend(path for path in config["sys_path"] if path not in sys.path)
     os.chdir(config["cwd"])
-    # As in a notebook, modules written to the working directory are importable.
-    sys.path.insert(0, config["cwd"])
+    # As in a notebook, modules written to the working directory are
+    # importable; then the host-API module, where `python script.py` finds
+    # them too (script directory first, PYTHONPATH next).
+    sys.path[:0] = [config["cwd"], config["host_api_dir"]]
+    _HIDDEN_FILES.add(config["host_api_file"])
     control_fd = int(config["control_fd"])
     os.set_inheritable(control_fd, False)
     channel = _Channel(control_fd)
-    sys.modules[config["host_module"]] = _build_host_module(channel, config["host_module"], config["functions"])
     server = _Server(channel, int(config["max_error_chars"]))
     # Lower priority than the host: a CPU-hungry script (a fork bomb, say)
     # slows itself down, not the agents and the event loop that supervise it.
