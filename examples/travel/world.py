@@ -9,6 +9,7 @@ agent-facing wrappers live in `tools`.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -402,7 +403,7 @@ class TravelWorld:
 
     def get_traveller(self, traveller: str) -> Traveller:
         """A traveller by id (T1001) or email, with payment methods, loyalty programs and delegations."""
-        key = traveller.strip()
+        key = _traveller_key(traveller)
         with self._lock:
             row = self._db.execute(
                 "SELECT * FROM travellers WHERE upper(id) = upper(?) OR lower(email) = lower(?)", (key, key)
@@ -832,6 +833,15 @@ def _check_cabin(cabin: str) -> None:
 def _check_party(count: int, what: str) -> None:
     if not 1 <= count <= MAX_PARTY:
         raise InvalidRequestError(f"{what} must be between 1 and {MAX_PARTY}, not {count}.")
+
+
+_TRAVELLER_REFERENCE = re.compile(r"\b(T\d{4})\b|([\w.+-]+@[\w-]+\.[\w.]+)", re.IGNORECASE)
+
+
+def _traveller_key(text: str) -> str:
+    """The traveller id or email in `text`: models often pass a whole phrase ("T1001, home airport MIA")."""
+    found = {(match.group(1) or match.group(2)).lower() for match in _TRAVELLER_REFERENCE.finditer(text)}
+    return found.pop() if len(found) == 1 else text.strip()
 
 
 def _payment_method(row: sqlite3.Row) -> PaymentMethod:

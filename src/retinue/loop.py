@@ -9,6 +9,7 @@ else (streaming, tracing, cost, UIs) listens to the events it emits.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -246,6 +247,8 @@ async def execute_tool_call(call: ToolCall, tools_by_name: dict[str, Tool], cont
     tool = tools_by_name.get(call.name)
     max_chars = (tool.max_output_chars if tool else None) or context.agent.max_tool_output_chars
     result.content = truncate_output(result.content, max_chars or DEFAULT_MAX_OUTPUT_CHARS)
+    if result.is_error:
+        _note_repeated_failure(call, result, context)
     if emit is not None:
         emit(
             ToolCallFinished(
@@ -257,6 +260,17 @@ async def execute_tool_call(call: ToolCall, tools_by_name: dict[str, Tool], cont
             )
         )
     return result
+
+
+def _note_repeated_failure(call: ToolCall, result: ToolResult, context: RunContext) -> None:
+    # Small models in particular repeat a failing call word for word; saying so plainly breaks the cycle.
+    key = f"{call.name}:{json.dumps(call.arguments, sort_keys=True, default=str)}:{call.invalid_arguments}"
+    failures = context.failed_calls[key] = context.failed_calls.get(key, 0) + 1
+    if failures > 1:
+        result.content += (
+            f"\nThis exact call has now failed {failures} times and will fail again with the same arguments: "
+            "change them, use another tool, or answer with what you know."
+        )
 
 
 async def _tool_output(call: ToolCall, tools_by_name: dict[str, Tool], context: RunContext) -> tuple[str, bool]:

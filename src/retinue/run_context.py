@@ -40,6 +40,7 @@ class RunContext:
     messages: list[Message] = field(default_factory=list)
     shared: dict[str, Any] = field(default_factory=dict)
     cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    failed_calls: dict[str, int] = field(default_factory=dict)  # identical failing calls, counted
 
     @property
     def root(self) -> RunContext:

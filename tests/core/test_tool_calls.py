@@ -344,3 +344,18 @@ async def test_return_values_that_are_not_strings_are_rendered_for_the_model(val
     result = await first_tool_result(Agent("a", tools=[produce]), call("produce"))
     assert not result.is_error
     assert result.content == expected
+
+
+async def test_a_call_that_keeps_failing_word_for_word_is_called_out() -> None:
+    @tool
+    def find(name: str) -> str:
+        """Find a thing."""
+        raise ToolError(f"nothing is called {name}")
+
+    model = ScriptedModel([call("find", name="x"), call("find", name="x"), call("find", name="y"), "gave up"])
+    await Agent("a", model=model, tools=[find]).run("go")
+
+    first, second, other = (model.requests[i].messages[-1].results[0].content for i in (1, 2, 3))  # type: ignore[union-attr]
+    assert "failed" not in first
+    assert "This exact call has now failed 2 times" in second
+    assert "now failed" not in other  # different arguments, a new call

@@ -290,3 +290,11 @@ def test_lookups_explain_how_to_find_ids(world: TravelWorld) -> None:
     with pytest.raises(NotFoundError, match="does not operate"):
         world.get_flight(sometimes.flight_number, idle_day)
     assert world.get_traveller(world.get_traveller("T1002").email.upper()).traveller_id == "T1002"
+
+
+def test_a_traveller_is_found_in_a_phrase_that_names_exactly_one() -> None:
+    world = TravelWorld()
+    assert world.get_traveller("T1001, home airport MIA, 2026-12-12").traveller_id == "T1001"
+    assert world.get_traveller("it's rafael.novak@example.com").traveller_id == "T1001"
+    with pytest.raises(NotFoundError, match="Ask the user for their traveller id"):
+        world.get_traveller("T1001 or T1002")
