@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+
+from retinue.errors import ToolError
 from retinue_travel.snapshot import diff_snapshots, snapshot_delta
 from retinue_travel.tasks import (
     Task,
@@ -17,8 +19,6 @@ from retinue_travel.tasks import (
 )
 from retinue_travel.tools import all_tools
 from retinue_travel.world import TravelWorld
-
-from retinue.errors import ToolError
 
 TASKS = load_tasks()
 

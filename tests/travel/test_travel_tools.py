@@ -6,11 +6,11 @@ import re
 from typing import Any
 
 import pytest
-from retinue_travel.tools import DOMAINS, all_tools, make_tools
-from retinue_travel.world import TravelWorld
 
 from retinue.errors import ToolError
 from retinue.tools import Tool
+from retinue_travel.tools import DOMAINS, all_tools, make_tools
+from retinue_travel.world import TravelWorld
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
 from retinue_travel.catalog import Flight
 from retinue_travel.errors import (
     BookingWindowError,
