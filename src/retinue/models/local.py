@@ -15,6 +15,7 @@ are described the way that model family was trained to see them.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import codecs
 import importlib
 import importlib.metadata
@@ -191,6 +192,17 @@ def _token_text(llama: Any, token: int) -> str:
 _engines: dict[_EngineKey, _Engine] = {}
 _engine_load_locks: dict[_EngineKey, threading.Lock] = {}
 _engines_guard = threading.Lock()
+
+
+@atexit.register
+def _close_engines() -> None:
+    # Free the models while the interpreter is whole: llama.cpp's own finaliser, left to run during
+    # shutdown, finds its module globals already gone and prints a traceback for each model.
+    with _engines_guard:
+        engines = list(_engines.values())
+        _engines.clear()
+    for engine in engines:
+        engine.llama.close()
 
 
 def _load_engine(key: _EngineKey, seed: int) -> _Engine:

@@ -1,0 +1,46 @@
+"""`retinue eval travel` end to end: simulated user and assistant both behind a fake OpenAI server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from retinue.evals import STOP
+from retinue.testing.fake_servers import FakeOpenAIServer, RecordedRequest, Reply, ScriptItem
+
+
+def user_and_assistant(request: RecordedRequest) -> ScriptItem:
+    messages = request.body["messages"]
+    if messages[0]["role"] == "system" and messages[0]["content"].startswith("You are a customer"):
+        said = [m for m in messages if m["role"] == "assistant"]
+        return Reply(text=STOP if said else "Please book me the cheapest nonstop Seattle to San Francisco flight.")
+    return Reply(text="Sorry, I cannot book flights today.")
+
+
+async def test_eval_prints_pass_hat_k_and_saves_results(tmp_path: Path) -> None:
+    async with FakeOpenAIServer(user_and_assistant, api_key=None) as server:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "retinue", "eval", "travel", "--arch", "lead", "--trials", "2",
+            "--tasks", "flight-nonstop-cheapest,weather-london-packing",
+            "--model", f"openai:fake@{server.base_url}", "--results", str(tmp_path),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
+
+    assert process.returncode == 0, stderr.decode()
+    table = stdout.decode()
+    assert "pass^1" in table and "pass^2" in table
+    assert "travel/lead/openai:fake@" in table
+    assert "flight-nonstop-cheapest #1: FAIL" in stderr.decode()
+    payload = saved_report(tmp_path)
+    assert len(payload["results"]) == 4
+    assert payload["summary"]["pass^1"] == 0.0
+
+
+def saved_report(directory: Path) -> dict[str, Any]:
+    [saved] = list(directory.glob("travel-lead-*.json"))
+    report: dict[str, Any] = json.loads(saved.read_text())
+    return report
