@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 import time
@@ -122,7 +123,13 @@ def configure_eval(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("app", help="the application, e.g. travel")
     parser.add_argument("--arch", default=None, help="comma-separated architectures (default: all)")
     parser.add_argument("--model", default=None, help="the assistant's model (default: this machine's default)")
-    parser.add_argument("--user-model", default=None, help="the simulated user's model (default: --model)")
+    parser.add_argument(
+        "--user-model",
+        default=None,
+        help="the simulated user's model (default: --model); \"scripted\" sends the task's instruction as the only "
+        "user message",
+    )
+    parser.add_argument("--max-turns", type=int, default=None, help="model calls per assistant run, at most")
     parser.add_argument("--trials", type=int, default=1, help="trials per task, for pass^k")
     parser.add_argument("--tasks", default=None, help="comma-separated task ids (default: all)")
     parser.add_argument("--difficulty", choices=("easy", "medium", "hard"), default=None)
@@ -148,7 +155,9 @@ def evaluate(args: argparse.Namespace) -> int:
         label = f"{app.name}/{architecture}/{args.model or 'default'}"
         print(f"{label}: {len(tasks)} tasks x {args.trials} trials", file=sys.stderr)
         report = asyncio.run(
-            _evaluate(app, architecture, args.model, user_model, tasks, args.trials, args.concurrency, label)
+            _evaluate(
+                app, architecture, args.model, user_model, tasks, args.trials, args.concurrency, label, args.max_turns
+            )
         )
         row = report.summary_row()
         previous = _latest_report(results_dir, app.name, architecture, args.model)
@@ -171,9 +180,21 @@ async def _evaluate(
     trials: int,
     concurrency: int,
     label: str,
+    max_turns: int | None,
 ) -> EvalReport:
-    from .evals import SimulatedUser, TrialResult, run_eval
+    from .evals import Episode, ScriptedUser, SimulatedUser, TrialResult, User, run_eval
     from .models import http
+
+    def episode(task: EvalTask) -> Episode:
+        built = app.episode(architecture, model, task)
+        if max_turns is not None:
+            built.limits = dataclasses.replace(built.assistant.limits, max_turns=max_turns)
+        return built
+
+    def user(task: EvalTask) -> User:
+        if user_model == "scripted":
+            return ScriptedUser([task.opening or task.instruction])
+        return SimulatedUser(task, user_model)
 
     def progress(result: TrialResult) -> None:
         verdict = "pass" if result.passed else "FAIL"
@@ -187,8 +208,8 @@ async def _evaluate(
     try:
         return await run_eval(
             tasks,
-            lambda task: app.episode(architecture, model, task),
-            lambda task: SimulatedUser(task, user_model),
+            episode,
+            user,
             trials=trials,
             label=label,
             concurrency=concurrency,

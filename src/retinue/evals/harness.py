@@ -20,6 +20,7 @@ from typing import Any
 
 from ..agent import Agent
 from ..approvals import Approver, approve_all
+from ..limits import Limits
 from ..messages import Message
 from ..usage import Usage
 from .tasks import EvalTask
@@ -42,6 +43,7 @@ class Episode:
     approver: Approver | None = approve_all
     close: Callable[[], Awaitable[None] | None] | None = None
     contains: Callable[[str, str], bool] = lambda said, fact: fact.lower() in said.lower()
+    limits: Limits | None = None  # instead of the assistant's own, for every run of the episode
 
 
 EpisodeFactory = Callable[[EvalTask], Episode]
@@ -78,7 +80,7 @@ async def run_episode(task: EvalTask, episode: Episode, user: User, *, trial: in
             turns += 1
             transcript.append(("user", user_message))
             result = await episode.assistant.run(
-                user_message, history=history, deps=episode.deps, approver=episode.approver
+                user_message, history=history, deps=episode.deps, approver=episode.approver, limits=episode.limits
             )
             usage.add(result.total_usage)
             history = result.messages
