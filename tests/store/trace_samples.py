@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from retinue import Agent, RunContext, RunResult, tool
+from retinue import Agent, RunContext, RunResult, ToolCall, tool
 from retinue.approvals import Approver, approve_all
-from retinue.events import EventSink, SubAgentFinished, SubAgentStarted
-from retinue.loop import run_loop
-from retinue.messages import AssistantMessage
+from retinue.architectures import run_sub_agent
+from retinue.events import EventSink
 from retinue.testing.scripted import Reply, ScriptedModel, call
 
 LEAD_COST_PER_CALL = 0.01
@@ -41,14 +40,6 @@ def book_flight(destination: str, api_key: str = "") -> str:
     return f"Booked a flight to {destination}, confirmation ZX81."
 
 
-def _own_call_id(context: RunContext, tool_name: str) -> str | None:
-    # The tool's own call id, from the assistant turn that asked for it.
-    for message in reversed(context.messages):
-        if isinstance(message, AssistantMessage):
-            return next((c.id for c in message.tool_calls if c.name == tool_name), None)
-    return None
-
-
 @dataclass
 class SampleRun:
     """The lead and specialist, with their scripted models (whose `requests` record what was sent)."""
@@ -71,38 +62,13 @@ class SampleRun:
         researcher = self.researcher
 
         @tool
-        async def consult(question: str, context: RunContext) -> str:
+        async def consult(question: str, context: RunContext, call: ToolCall) -> str:
             """Ask the researcher a question.
 
             Args:
                 question: What to ask.
             """
-            call_id = _own_call_id(context, "consult")
-            child = context.child(researcher, tool_call_id=call_id, kind="specialist")
-            emit = context.emit
-            if emit is not None:
-                emit(
-                    SubAgentStarted(
-                        run_id=context.run_id,
-                        agent=context.agent.name,
-                        child_run_id=child.run_id,
-                        child_agent=researcher.name,
-                        tool_call_id=call_id,
-                        kind="specialist",
-                    )
-                )
-            result = await run_loop(researcher, question, child)
-            if emit is not None:
-                emit(
-                    SubAgentFinished(
-                        run_id=context.run_id,
-                        agent=context.agent.name,
-                        child_run_id=child.run_id,
-                        child_agent=researcher.name,
-                        status=result.status,
-                        usage=result.total_usage,
-                    )
-                )
+            result = await run_sub_agent(researcher, question, context, call, kind="specialist")
             return result.output or ""
 
         key_argument = {"api_key": self.secret} if self.secret else {}
