@@ -83,10 +83,6 @@ class Tool:
             return await result
         return result
 
-    async def invoke(self, call: ToolCall, context: RunContext) -> Any:
-        """Validate the call's arguments and run the function. Raises pydantic.ValidationError on bad arguments."""
-        return await self.call(self.validate(call.arguments), call, context)
-
 
 ToolFunction = Callable[..., Any] | Callable[..., Awaitable[Any]]
 
