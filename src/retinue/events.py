@@ -38,9 +38,13 @@ class RunStarted(_Event):
 
 @dataclass(slots=True, kw_only=True)
 class ModelRequestSent(_Event):
+    """A request to a model. `purpose` is "turn" for the loop's own calls, else what the call was for
+    ("summary" of a conversation for clones, "compaction"), so cost and traces miss no model call."""
+
     turn: int
     model_id: str
     request: ModelRequest
+    purpose: str = "turn"
 
 
 @dataclass(slots=True, kw_only=True)
@@ -53,6 +57,7 @@ class ModelResponseReceived(_Event):
     turn: int
     response: ModelResponse
     duration_seconds: float
+    purpose: str = "turn"
 
 
 @dataclass(slots=True, kw_only=True)

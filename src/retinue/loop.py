@@ -173,25 +173,49 @@ async def call_model(
         tools=[t.schema for t in tools],
         settings=agent.settings,
     )
+    response = await send_request(context, model, request, on_text)
+    messages.append(response.message)
+    return response
+
+
+async def send_request(
+    context: RunContext,
+    model: Model,
+    request: ModelRequest,
+    on_text: TextSink | None = None,
+    *,
+    purpose: str = "turn",
+) -> ModelResponse:
+    """Send one request on behalf of the run in `context`: charged to its budget, announced by events.
+
+    Every model call of a run goes through here, the loop's own turns and the
+    calls made for it (summaries, compaction), so no cost goes unseen.
+    """
     emit = context.emit
+    agent_name, turn = context.agent.name, context.budget.turns
     if emit is not None:
         emit(
             ModelRequestSent(
-                run_id=context.run_id, agent=agent.name, turn=budget.turns, model_id=model.model_id, request=request
+                run_id=context.run_id,
+                agent=agent_name,
+                turn=turn,
+                model_id=model.model_id,
+                request=request,
+                purpose=purpose,
             )
         )
     sent = time.perf_counter()
     response = await model.request(request, on_text)
-    budget.charge(response.usage)
-    messages.append(response.message)
+    context.budget.charge(response.usage)
     if emit is not None:
         emit(
             ModelResponseReceived(
                 run_id=context.run_id,
-                agent=agent.name,
-                turn=budget.turns,
+                agent=agent_name,
+                turn=turn,
                 response=response,
                 duration_seconds=time.perf_counter() - sent,
+                purpose=purpose,
             )
         )
     return response

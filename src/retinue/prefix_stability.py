@@ -126,7 +126,7 @@ class PrefixStabilityMeter:
     def __call__(self, event: Event) -> None:
         if isinstance(event, Notice) and event.kind == "compaction":
             self._runs.setdefault(event.run_id, _RunTrack()).compacted = True
-        elif isinstance(event, ModelRequestSent):
+        elif isinstance(event, ModelRequestSent) and event.purpose == "turn":
             self._measure(event)
 
     def _measure(self, event: ModelRequestSent) -> None:

@@ -212,3 +212,27 @@ def test_the_forked_history_drops_the_pending_spawn_call() -> None:
 
     pending = AssistantMessage(tool_calls=[call("spawn_clone", task="x")])
     assert _forkable_history([UserMessage("hi"), pending]) == [UserMessage("hi")]
+
+
+async def test_the_summary_call_is_charged_and_announced_like_any_model_call() -> None:
+    from retinue.accounting import UsageByAgent
+    from retinue.events import ModelRequestSent
+
+    def script(request: ModelRequest) -> object:
+        if request.instructions.startswith("Summarise"):
+            return "A quiet trip."
+        if first_user_text(request).startswith("Summary"):
+            return "clone done"
+        if not tool_results(request):
+            return call("spawn_clone", task="Find a hotel")
+        return "ok"
+
+    meter = UsageByAgent()
+    events: list[Event] = []
+
+    result = await travel_master(script, inherit="summary").run(
+        "Plan.", on_event=lambda e: (meter(e), events.append(e))
+    )
+
+    assert [e.purpose for e in events if isinstance(e, ModelRequestSent)].count("summary") == 1
+    assert meter.total().requests == result.total_usage.requests == 4  # master x2, summary, clone

@@ -29,8 +29,9 @@ def run_300_turns(policy: Summarize | DropToolOutputs | NoCompaction) -> tuple[R
     return result, events
 
 
-def sent(events: list[Event]) -> list[ModelRequest]:
-    return [event.request for event in events if isinstance(event, ModelRequestSent)]
+def sent(events: list[Event], purpose: str = "turn") -> list[ModelRequest]:
+    """The requests the run sent: its own turns by default, or those made for `purpose` ("compaction")."""
+    return [event.request for event in events if isinstance(event, ModelRequestSent) and event.purpose == purpose]
 
 
 def compactions(events: list[Event]) -> list[Notice]:
@@ -49,6 +50,7 @@ def test_summarizing_keeps_a_300_turn_run_inside_an_8000_token_window() -> None:
     notices = compactions(events)
     assert 20 <= len(notices) <= 80
     assert len(summarizer.requests) == len(notices)
+    assert sent(events, "compaction") == summarizer.requests  # every summarizer call is traced too
     for notice in notices:
         assert notice.data["after_tokens"] < notice.data["before_tokens"]
         assert notice.data["before_tokens"] > notice.data["trigger_tokens"]

@@ -27,6 +27,7 @@ import pydantic
 
 from ..errors import ConfigurationError, ToolError
 from ..limits import Limits
+from ..loop import send_request
 from ..messages import AssistantMessage, Message, ModelRequest, ToolCall, ToolResultsMessage, UserMessage
 from ..run_context import RunContext
 from ..tools import Tool
@@ -162,8 +163,7 @@ async def _summarise(context: RunContext, instructions: str) -> str:
     model = context.agent.resolved_model()
     transcript = render_transcript(_forkable_history(context.messages))
     request = ModelRequest(instructions=instructions, messages=[UserMessage(transcript)], tools=[])
-    response = await model.request(request)
-    context.budget.charge(response.usage)
+    response = await send_request(context, model, request, purpose="summary")
     return response.message.text.strip()
 
 

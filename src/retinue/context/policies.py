@@ -35,6 +35,7 @@ from typing import ClassVar
 
 from ..errors import ConfigurationError, ContextWindowExceeded, ToolError
 from ..events import Notice
+from ..loop import send_request
 from ..messages import (
     Message,
     ModelRequest,
@@ -89,7 +90,9 @@ class CompactionJob:
     keep_text: Callable[[str], str | None]
     """Store text in the run's workspace; its handle, or None when the policy keeps nothing."""
     extra_usage: Usage = field(default_factory=Usage)
-    """Model calls made while compacting (a summarizer's), charged to the run."""
+    """Model calls a custom strategy made on its own while compacting, charged to the run afterwards."""
+    sent_usage: Usage = field(default_factory=Usage)
+    """Model calls made through `send_request` (already charged and announced), for the compaction notice."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +333,7 @@ class CompactingPolicy:
         compacted = await self.compact(job)
         if job.extra_usage.requests:
             context.budget.charge(job.extra_usage)
+        summarizer_usage = job.sent_usage + job.extra_usage
         if compacted is None:
             return tokens
         after = measure(compacted)
@@ -355,7 +359,7 @@ class CompactingPolicy:
                 "removed_messages": removed,
                 "compaction": state.compactions,
                 "turn": context.budget.turns,
-                "summarizer_usage": _usage_data(job.extra_usage) if job.extra_usage.requests else None,
+                "summarizer_usage": _usage_data(summarizer_usage) if summarizer_usage.requests else None,
             },
         )
         return after
@@ -526,8 +530,8 @@ class Summarize(CompactingPolicy):
                 tools=[],
                 settings=ModelSettings(max_tokens=self.summary_max_tokens),
             )
-            response = await summarizer.request(request)
-            job.extra_usage.add(response.usage)
+            response = await send_request(job.context, summarizer, request, purpose="compaction")
+            job.sent_usage.add(response.usage)
             summary = response.message.text.strip() or summary
         return summary or "(The summarizer returned no text.)"
 
