@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from retinue.errors import BadRequestError
+from retinue.errors import AuthenticationError, BadRequestError
 from retinue.messages import (
     AssistantMessage,
     ModelRequest,
@@ -280,3 +280,24 @@ async def test_a_gateway_at_another_base_url_may_need_no_key(
         response = await AnthropicModel("claude-haiku-4-5", base_url=server.base_url).request(weather_request)
     assert response.message.text == "ok"
     assert "x-api-key" not in server.requests[0].headers
+
+
+async def test_exact_token_counts_come_from_the_counting_endpoint(weather_request: ModelRequest) -> None:
+    from retinue.context import TokenCounter
+
+    async with FakeAnthropicServer([]) as server:
+        model = model_for(server)
+        counted = await model.count_tokens(weather_request)
+
+    assert isinstance(model, TokenCounter)  # so context policies with exact_token_counts=True can use it
+    [sent] = server.requests
+    assert sent.path == "/v1/messages/count_tokens"
+    assert "max_tokens" not in sent.body and sent.body["tools"][0]["name"] == "get_weather"
+    assert counted > 0
+
+
+async def test_counting_tokens_with_a_bad_key_is_an_authentication_error(weather_request: ModelRequest) -> None:
+    async with FakeAnthropicServer([]) as server:
+        with pytest.raises(AuthenticationError, match="ANTHROPIC_API_KEY"):
+            model = AnthropicModel("claude-sonnet-4-5", base_url=server.base_url, api_key="wrong-key")
+            await model.count_tokens(weather_request)

@@ -87,6 +87,7 @@ class AnthropicModel:
             retry_backoff=retry_backoff,
             timeout=timeout,
         )
+        self._count_endpoint = self._endpoint.at(f"{self.base_url}/v1/messages/count_tokens")
 
     @property
     def price(self) -> Price | None:
@@ -116,6 +117,28 @@ class AnthropicModel:
         body["stream"] = True
         stream = await post_stream(self._endpoint, body, lambda: _MessageStream(on_text))
         return self._response(stream.message(), stream.usage(), stream.stop_reason, stream.response_id)
+
+    async def count_tokens(self, request: ModelRequest) -> int:
+        """The exact input tokens of `request`, from Anthropic's counting endpoint (free; one round trip).
+
+        Context policies created with `exact_token_counts=True` use it near their compaction threshold.
+        """
+        if self._missing_key:
+            raise AuthenticationError(
+                f"No Anthropic API key: set the {KEY_ENV_VAR} environment variable or pass api_key=... "
+                "to AnthropicModel.",
+                provider="Anthropic",
+            )
+        body = self._body(request)
+        del body["max_tokens"]
+        data = await post_json(self._count_endpoint, body)
+        count = data.get("input_tokens") if isinstance(data, dict) else None
+        if not isinstance(count, int):
+            raise ResponseFormatError(
+                f"Anthropic's token count had no input_tokens: {self._endpoint.scrub(str(data))[:200]}",
+                provider="Anthropic",
+            )
+        return count
 
     def _body(self, request: ModelRequest) -> dict[str, Any]:
         settings = request.settings

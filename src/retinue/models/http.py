@@ -14,6 +14,7 @@ it reaches an exception or a log line.
 from __future__ import annotations
 
 import asyncio
+import copy
 import email.utils
 import json
 import logging
@@ -132,6 +133,13 @@ class Endpoint:
 
     def __repr__(self) -> str:
         return f"Endpoint(provider={self.provider!r}, url={self.url!r})"
+
+    def at(self, url: str) -> Endpoint:
+        """The same provider, key and retry policy, at another URL of its API."""
+        other = copy.copy(self)
+        other.url = url
+        other.proxy = proxy_for(url)
+        return other
 
     def scrub(self, text: str) -> str:
         """`text` with the API key, should a server echo it, replaced."""

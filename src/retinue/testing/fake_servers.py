@@ -810,6 +810,31 @@ class FakeAnthropicServer(_FakeServer):
     base_path = ""
     input_tokens_include_cache = False
 
+    def app(self) -> web.Application:
+        application = super().app()
+        application.router.add_post(f"{self.path}/count_tokens", self._count_tokens)
+        return application
+
+    async def _count_tokens(self, request: web.Request) -> web.StreamResponse:
+        """The token-counting endpoint: the same checks as a message, no script item used, no cache effect."""
+        raw = await request.read()
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode("utf-8", "replace")
+        self.requests.append(RecordedRequest(self.protocol, request.path, dict(request.headers), body))
+        try:
+            self._check_auth(request)
+            if not isinstance(body, dict) or "model" not in body or "messages" not in body:
+                raise self._invalid_request("model and messages: Field required")
+            for extra in ("max_tokens", "stream"):
+                if extra in body:
+                    raise self._invalid_request(f"{extra}: Extra inputs are not permitted")
+        except _Fault as fault:
+            return web.json_response(fault.body, status=fault.status, headers=self._response_headers())
+        counted = {key: body[key] for key in ("system", "tools", "messages") if key in body}
+        return web.json_response({"input_tokens": _estimate_tokens(_dumps(counted))}, headers=self._response_headers())
+
     def _response_headers(self) -> dict[str, str]:
         return {"request-id": _random_id("req_011C")}
 
