@@ -13,6 +13,7 @@ serves, what "today" is, and the rules that matter.
 from __future__ import annotations
 
 import inspect
+import uuid
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -137,7 +138,9 @@ def host_api(tools: list[Tool], approver: Approver | None) -> dict[str, Callable
 
 def _approved(item: Tool, approver: Approver | None) -> Callable[..., Any]:
     async def call_after_approval(**arguments: Any) -> Any:
-        request = ApprovalRequest("travel-scripter", item.name, arguments, run_id="sandbox", tool_call_id="sandbox")
+        # Each call gets its own id: an approver (the web UI's) files requests and decisions by it.
+        call_id = f"sandbox-{uuid.uuid4().hex[:12]}"
+        request = ApprovalRequest("travel-scripter", item.name, arguments, run_id="sandbox", tool_call_id=call_id)
         approval: Approval = await ask(approver, request)
         if not approval.approved:
             raise PermissionError(f"{item.name} was not approved ({approval.reason})")

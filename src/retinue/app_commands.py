@@ -35,9 +35,10 @@ def configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--traveller", "--user", dest="user", default=None, help="who the user is (app-specific id)")
     parser.add_argument(
         "--approve",
-        choices=("ask", "all", "none"),
+        choices=("ask", "ui", "all", "none"),
         default="ask",
-        help="consequential actions: ask at the terminal (default), approve all, or refuse all",
+        help="consequential actions: ask at the terminal (default), in the web UI (run `retinue ui` beside it), "
+        "approve all, or refuse all",
     )
     parser.add_argument("--max-turns", type=int, default=None, help="stop each agent after this many model calls")
     parser.add_argument("--max-cost", type=float, default=None, help="stop the whole run past this many dollars")
@@ -54,15 +55,17 @@ def run(args: argparse.Namespace) -> int:
     app = _load(args.app)
     architecture = _architecture(app, args.arch)
     prompt = args.prompt or app.example_prompt
-    approver = _approver(args.approve)
-    session = app.session(architecture, args.model, approver, args.user)
-    view = LiveView()
-    usage_by_agent = UsageByAgent()
     store = None
     if not args.no_trace:
         from .store import RunStore
 
         store = RunStore(args.db)
+    elif args.approve == "ui":
+        raise CommandError("--approve ui needs the trace store (the UI reads approvals from it): drop --no-trace")
+    approver = _approver(args.approve, store)
+    session = app.session(architecture, args.model, approver, args.user)
+    view = LiveView()
+    usage_by_agent = UsageByAgent()
     sink = fan_out(view, usage_by_agent, store.recorder() if store is not None else None)
     limits = None
     if args.max_turns is not None or args.max_cost is not None:
@@ -267,9 +270,14 @@ def _architecture(app: App, name: str | None) -> str:
     return name
 
 
-def _approver(choice: str) -> Approver:
+def _approver(choice: str, store: Any) -> Approver:
     from .approvals import approve_all, deny_all, terminal_approver
 
+    if choice == "ui":
+        from .ui.approver import UIApprover
+
+        print("approvals wait for the web UI: run `retinue ui` in another terminal", file=sys.stderr)
+        return UIApprover(store)
     if choice == "all":
         return approve_all
     if choice == "none":

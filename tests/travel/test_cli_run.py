@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from pathlib import Path
 
+from retinue.store import RunStore
 from retinue.testing.fake_servers import FakeOpenAIServer, FakeToolCall, RecordedRequest, Reply, ScriptItem
 
 
@@ -86,3 +88,33 @@ async def test_an_unknown_architecture_is_a_one_line_error(tmp_path: Path) -> No
     assert code == 1
     assert "--arch must be one of lead, clones, script, not 'swarm'" in err
     assert "Traceback" not in err
+
+
+async def test_bookings_can_wait_for_approval_in_the_web_ui(tmp_path: Path) -> None:
+    async with FakeOpenAIServer(travel_lead_policy, api_key="test-key") as server:
+        model = f"openai:fake-model@{server.base_url}"
+        cli = asyncio.ensure_future(
+            run_cli("run", "travel", "Fly me.", "--arch", "lead", "--model", model, "--approve", "ui", home=tmp_path)
+        )
+        # Play the person at the web UI: wait for the booking to be pending, then approve it through the store.
+        approved = await asyncio.to_thread(approve_when_pending, tmp_path / "runs.sqlite")
+        code, out, err = await cli
+
+    assert approved == "book_flight"
+    assert code == 0, err
+    assert "+ confirmed flight NS120" in out
+
+
+def approve_when_pending(database: Path, timeout: float = 60.0) -> str:
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if database.exists():
+            with RunStore(database) as store:
+                pending = store.pending_approvals()
+                if pending:
+                    request = pending[0]
+                    store.decide_approval(request.run_id, request.tool_call_id, True, "approved in the UI")
+                    return request.tool
+        time.sleep(0.2)
+    raise AssertionError("no approval became pending")
