@@ -67,7 +67,8 @@ it, fix it until it works, and book through the host API what the traveller chos
 flight numbers, hotel names, dates and prices.
 {CONTEXT}"""
 
-DEFAULT_LIMITS = Limits(max_turns=24)
+# Twelve model calls per agent and user message are plenty for these tasks; the last one must be an answer.
+DEFAULT_LIMITS = Limits(max_turns=12, answer_on_last_turn=True)
 
 
 def build_assistant(

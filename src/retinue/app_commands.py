@@ -49,7 +49,6 @@ def configure_run(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from .accounting import UsageByAgent
     from .events import fan_out
-    from .limits import Limits
     from .live_view import LiveView
 
     app = _load(args.app)
@@ -70,12 +69,10 @@ def run(args: argparse.Namespace) -> int:
     limits = None
     if args.max_turns is not None or args.max_cost is not None:
         base = session.agent.limits
-        limits = Limits(
+        limits = dataclasses.replace(
+            base,
             max_turns=args.max_turns or base.max_turns,
-            max_input_tokens=base.max_input_tokens,
-            max_output_tokens=base.max_output_tokens,
             max_cost_usd=args.max_cost if args.max_cost is not None else base.max_cost_usd,
-            max_wall_seconds=base.max_wall_seconds,
         )
     full_prompt = f"{session.preface}\n\n{prompt}" if session.preface else prompt
     print(f"{app.name} ({architecture}): {full_prompt}\n", file=sys.stderr)

@@ -19,13 +19,19 @@ LimitName: TypeAlias = Literal["max_turns", "max_input_tokens", "max_output_toke
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """When to stop a run that has not answered yet. None means no limit."""
+    """When to stop a run that has not answered yet. None means no limit.
+
+    `answer_on_last_turn` sends the last turn `max_turns` allows with tool_choice "none", so the model must
+    answer with what it has instead of being cut off mid-task (the tools stay in the request, so the
+    prompt cache still hits).
+    """
 
     max_turns: int | None = 50
     max_input_tokens: int | None = None
     max_output_tokens: int | None = None
     max_cost_usd: float | None = None
     max_wall_seconds: float | None = None
+    answer_on_last_turn: bool = False
 
 
 @dataclass(frozen=True, slots=True)

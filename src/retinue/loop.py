@@ -9,6 +9,7 @@ else (streaming, tracing, cost, UIs) listens to the events it emits.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from typing import TYPE_CHECKING, Any
@@ -167,11 +168,15 @@ async def call_model(
     budget.turns += 1
     if agent.context_policy is not None:
         await agent.context_policy.before_request(context, model)
+    settings = agent.settings
+    limits = budget.limits
+    if limits.answer_on_last_turn and budget.turns == limits.max_turns and tools:
+        settings = dataclasses.replace(settings, tool_choice="none")
     request = ModelRequest(
         instructions=agent.instructions_for(context),
         messages=list(messages),
         tools=[t.schema for t in tools],
-        settings=agent.settings,
+        settings=settings,
     )
     response = await send_request(context, model, request, on_text)
     messages.append(response.message)

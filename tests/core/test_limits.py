@@ -209,3 +209,14 @@ async def test_a_dollar_limit_works_with_a_model_given_its_own_price() -> None:
     result = await Agent("a", model=model, limits=Limits(max_cost_usd=1.0)).run("go")
     assert result.status == "completed", result.error
     assert result.output == "hi"
+
+
+async def test_the_last_turn_can_be_kept_for_an_answer() -> None:
+    model = ScriptedModel([call("step", n=1), call("step", n=2), "What I found: steps 1 and 2."])
+    agent = Agent("a", model=model, tools=[step], limits=Limits(max_turns=3, answer_on_last_turn=True))
+
+    result = await agent.run("go")
+
+    assert result.completed and result.output == "What I found: steps 1 and 2."
+    assert [r.settings.tool_choice for r in model.requests] == [None, None, "none"]
+    assert model.requests[2].tools == model.requests[0].tools  # the cached prefix is kept

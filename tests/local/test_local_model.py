@@ -378,3 +378,22 @@ def test_model_id_names_the_model_or_the_file() -> None:
 )
 def test_a_growing_json_string_decodes_only_what_is_final(partial: str, decoded: str) -> None:
     assert _decode_json_string_prefix(partial) == decoded
+
+
+@local_model
+async def test_tool_choice_none_after_tool_turns_still_answers_with_what_was_found() -> None:
+    # A run's last turn under Limits(answer_on_last_turn=True): tools offered, none allowed.
+    call = ToolCall("call_1", "get_weather", {"city": "Paris", "date": "2025-06-01"})
+    conversation = [
+        UserMessage("What's the weather in Paris on 2025-06-01?"),
+        AssistantMessage(tool_calls=[call]),
+        ToolResultsMessage([ToolResult("call_1", "get_weather", "Sunny, 24 degrees Celsius")]),
+        AssistantMessage(tool_calls=[call]),
+        ToolResultsMessage([ToolResult("call_1", "get_weather", "Sunny, 24 degrees Celsius")]),
+    ]
+    request = ModelRequest(ASSISTANT, conversation, TOOLS, ModelSettings(tool_choice="none", max_tokens=96))
+
+    response = await LocalModel().request(request)
+
+    assert response.message.tool_calls == []
+    assert response.message.text.strip()

@@ -339,7 +339,7 @@ class _JsonEnvelope:
             branches.append(
                 {
                     "type": "object",
-                    "properties": {"answer": {"type": "string"}},
+                    "properties": {"answer": {"type": "string", "minLength": 1}},
                     "required": ["answer"],
                     "additionalProperties": False,
                 }
@@ -736,11 +736,16 @@ class LocalModel:
         settings = request.settings
         tools = request.tools if settings.tool_choice != "none" else []
         required = bool(tools) and settings.tool_choice == "required"
-        reply_format = self._reply_format() if tools else None
+        # tool_choice "none" with tools offered (a run's last turn): the same reply format, answers only, so
+        # the conversation so far still reads as the model wrote it and the answer cannot come out empty.
+        answer_only = settings.tool_choice == "none" and bool(request.tools)
+        reply_format = self._reply_format() if tools else _JsonEnvelope() if answer_only else None
 
         system_parts = [request.instructions.strip()]
         if reply_format is not None:
-            system_parts.append(reply_format.describe(tools, required))
+            system_parts.append(reply_format.describe(request.tools if answer_only else tools, required))
+        if answer_only:
+            system_parts.append("Now reply with answer, using what you have found: do not call a tool.")
         system_text = "\n\n".join(part for part in system_parts if part)
         messages = _chat_messages(request, reply_format, system_text)
         template_tools = (
