@@ -38,6 +38,7 @@ from .messages import (
     ToolCall,
     ToolResult,
     ToolResultsMessage,
+    ToolSchema,
     UserMessage,
 )
 from .models.base import Model, TextSink
@@ -63,6 +64,7 @@ async def run_loop(
     started = time.perf_counter()
     tools = agent.tools_for_run()
     tools_by_name = {t.name: t for t in tools}
+    schemas = [t.schema for t in tools]  # one list for every request of the run: the stable prefix
     messages = context.messages
     messages.extend(history or ())
     messages.append(UserMessage(prompt))
@@ -97,7 +99,7 @@ async def run_loop(
                 limit = budget.check()
                 if limit is not None:
                     break
-                response = await call_model(agent, model, messages, tools, context, on_text)
+                response = await call_model(agent, model, messages, schemas, context, on_text)
                 calls = response.message.tool_calls
                 if calls:
                     results, output = await run_tool_calls(agent, calls, tools_by_name, context)
@@ -159,7 +161,7 @@ async def call_model(
     agent: Agent[Any],
     model: Model,
     messages: list[Message],
-    tools: tuple[Tool, ...],
+    schemas: list[ToolSchema],
     context: RunContext,
     on_text: TextSink | None,
 ) -> ModelResponse:
@@ -170,12 +172,12 @@ async def call_model(
         await agent.context_policy.before_request(context, model)
     settings = agent.settings
     limits = budget.limits
-    if limits.answer_on_last_turn and budget.turns == limits.max_turns and tools:
+    if limits.answer_on_last_turn and budget.turns == limits.max_turns and schemas:
         settings = dataclasses.replace(settings, tool_choice="none")
     request = ModelRequest(
         instructions=agent.instructions_for(context),
         messages=list(messages),
-        tools=[t.schema for t in tools],
+        tools=schemas,
         settings=settings,
     )
     response = await send_request(context, model, request, on_text)

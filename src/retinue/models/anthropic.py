@@ -104,12 +104,7 @@ class AnthropicModel:
         return f"AnthropicModel({self.model!r}, base_url={self.base_url!r})"
 
     async def request(self, request: ModelRequest, on_text: TextSink | None = None) -> ModelResponse:
-        if self._missing_key:
-            raise AuthenticationError(
-                f"No Anthropic API key: set the {KEY_ENV_VAR} environment variable or pass api_key=... "
-                "to AnthropicModel.",
-                provider="Anthropic",
-            )
+        self._require_key()
         body = self._body(request)
         if on_text is None:
             data = await post_json(self._endpoint, body)
@@ -118,17 +113,20 @@ class AnthropicModel:
         stream = await post_stream(self._endpoint, body, lambda: _MessageStream(on_text))
         return self._response(stream.message(), stream.usage(), stream.stop_reason, stream.response_id)
 
-    async def count_tokens(self, request: ModelRequest) -> int:
-        """The exact input tokens of `request`, from Anthropic's counting endpoint (free; one round trip).
-
-        Context policies created with `exact_token_counts=True` use it near their compaction threshold.
-        """
+    def _require_key(self) -> None:
         if self._missing_key:
             raise AuthenticationError(
                 f"No Anthropic API key: set the {KEY_ENV_VAR} environment variable or pass api_key=... "
                 "to AnthropicModel.",
                 provider="Anthropic",
             )
+
+    async def count_tokens(self, request: ModelRequest) -> int:
+        """The exact input tokens of `request`, from Anthropic's counting endpoint (free; one round trip).
+
+        Context policies created with `exact_token_counts=True` use it near their compaction threshold.
+        """
+        self._require_key()
         body = self._body(request)
         del body["max_tokens"]
         data = await post_json(self._count_endpoint, body)
