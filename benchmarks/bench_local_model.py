@@ -30,6 +30,7 @@ from typing import Any
 
 from retinue.messages import ModelRequest, ModelSettings, ToolSchema, UserMessage
 from retinue.models.local import DEFAULT_LOCAL_MODEL, LOCAL_WEIGHTS_PACKAGES, LocalModel
+from retinue.models.local_weights import LOCAL_WEIGHTS, ChunkedWeights
 
 WEATHER = ToolSchema(
     "get_weather",
@@ -102,6 +103,9 @@ def installed_mb(distribution_name: str) -> float:
 
 
 def weights_mb(name: str) -> float:
+    source = LOCAL_WEIGHTS.get(name, name)
+    if isinstance(source, ChunkedWeights):
+        return sum(installed_mb(package) for package in source.packages)
     distribution_name = LOCAL_WEIGHTS_PACKAGES.get(name, name)
     distribution = importlib.metadata.distribution(distribution_name)
     requirements = [re.split(r"[\s=<>!~;\[]", req, maxsplit=1)[0] for req in distribution.requires or []]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import re
 import sys
 import time
 
@@ -206,7 +207,7 @@ To call one, reply with <tool_call>{"name": ..., "arguments": ...}</tool_call>.
 
 @local_model
 async def test_a_template_with_tool_support_gets_native_tool_turns() -> None:
-    model = LocalModel(chat_template=HERMES_STYLE_TEMPLATE)
+    model = LocalModel(chat_template=HERMES_STYLE_TEMPLATE, tool_format="hermes")
     call = ToolCall("call_1", "get_time", {"city": "Tokyo"})
     conversation = [
         UserMessage("What time is it in Tokyo?"),
@@ -352,7 +353,8 @@ async def test_missing_weights_name_the_weights_package(monkeypatch: pytest.Monk
 
 async def test_an_unknown_model_name_lists_the_known_ones() -> None:
     pytest.importorskip("llama_cpp")
-    with pytest.raises(ConfigurationError, match="Known models: gemma3-270m, smollm2-135m"):
+    known = "gemma3-270m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b, smollm2-135m"
+    with pytest.raises(ConfigurationError, match=re.escape(f"Known models: {known}")):
         await LocalModel("no-such-model-xyz").request(ask("Hello"))
 
 
@@ -397,3 +399,21 @@ async def test_tool_choice_none_after_tool_turns_still_answers_with_what_was_fou
 
     assert response.message.tool_calls == []
     assert response.message.text.strip()
+
+
+# Qwen2.5-Coder-0.5B, joined from its chunk packages (installed by the dev set-up), with its own chat template.
+QWEN = "qwen2.5-coder-0.5b"
+
+
+@local_model
+async def test_qwen_makes_valid_calls_of_the_right_tool_with_its_own_template() -> None:
+    model = LocalModel(QWEN)
+    chosen = []
+    for question, _ in TOOL_PROMPTS[::3]:
+        response = await model.request(ModelRequest(ASSISTANT, [UserMessage(question)], TOOLS, BOUNDED))
+        assert len(response.message.tool_calls) == 1, (question, response.message)
+        assert_valid_call(response.message.tool_calls[0], TOOLS)
+        chosen.append(response.message.tool_calls[0].name)
+
+    assert "<tool_call>" in str(model._formatter.template)  # the real Qwen template, not a fallback
+    assert chosen == [expected for _, expected in TOOL_PROMPTS[::3]]
