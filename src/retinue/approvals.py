@@ -42,15 +42,26 @@ NO_APPROVER_REASON = "no approver is configured for this run, so consequential a
 
 
 async def ask(approver: Approver | None, request: ApprovalRequest) -> Approval:
-    """Ask `approver`, normalising its answer; no approver means no."""
+    """Ask `approver`, normalising its answer; no approver means no.
+
+    Only `True` or an approving `Approval` approves: a truthy string such as
+    "no" is a denial that names the answer, and an approver that raises denies.
+    """
     if approver is None:
         return Approval(False, NO_APPROVER_REASON)
-    answer = approver(request)
-    if inspect.isawaitable(answer):
-        answer = await answer
+    try:
+        answer = approver(request)
+        if inspect.isawaitable(answer):
+            answer = await answer
+    except Exception as exc:  # noqa: BLE001 - any failure of the approver is a refusal, never an approval
+        return Approval(False, f"the approver failed ({type(exc).__name__}: {exc}), so the call is refused")
     if isinstance(answer, Approval):
-        return answer
-    return Approval(bool(answer), "approved" if answer else "denied by the user")
+        return Approval(answer.approved is True, answer.reason)
+    if answer is True:
+        return Approval(True, "approved")
+    if answer is False or answer is None:
+        return Approval(False, "denied by the user")
+    return Approval(False, f"the approver answered {answer!r} (a {type(answer).__name__}), not an approval")
 
 
 def approve_all(request: ApprovalRequest) -> Approval:

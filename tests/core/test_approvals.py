@@ -119,3 +119,23 @@ async def test_approval_events_surround_the_decision() -> None:
     finished = events[i + 2]
     assert isinstance(finished, ToolCallFinished)
     assert finished.result.is_error
+
+
+async def test_a_truthy_answer_that_is_not_an_approval_is_a_denial_that_names_it() -> None:
+    agent, booked, model = booking_agent()
+    await agent.run("Book AF123", approver=lambda request: "no")  # type: ignore[arg-type,return-value]
+
+    assert booked == []
+    assert "the approver answered 'no' (a str), not an approval" in result_seen(model).content
+
+
+async def test_an_approver_that_raises_refuses_the_call_and_the_run_goes_on() -> None:
+    def broken(request: ApprovalRequest) -> bool:
+        raise RuntimeError("approval service down")
+
+    agent, booked, model = booking_agent()
+    result = await agent.run("Book AF123", approver=broken)
+
+    assert result.status == "completed"
+    assert booked == []
+    assert "the approver failed (RuntimeError: approval service down)" in result_seen(model).content
