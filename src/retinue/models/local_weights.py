@@ -134,7 +134,7 @@ def join_chunks(name: str, weights: ChunkedWeights, *, progress: TextIO | None =
         return target
     chunks = _locate_chunks(name, weights)
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f"{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial")
+    partial = _partial_path(target)
     if progress is None and sys.stderr.isatty():
         progress = sys.stderr
     show = _progress_bar(f"Joining the {name} weights", weights.size, progress)
@@ -160,6 +160,11 @@ def join_chunks(name: str, weights: ChunkedWeights, *, progress: TextIO | None =
     finally:
         partial.unlink(missing_ok=True)
     return target
+
+
+def _partial_path(target: Path) -> Path:
+    """A file beside `target` that only this process writes, renamed over `target` once complete."""
+    return target.with_name(f"{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial")
 
 
 def _locate_chunks(name: str, weights: ChunkedWeights) -> list[Path]:
@@ -221,7 +226,7 @@ def _assemble_with_module(module: ModuleType) -> Path:
     expected_size = sum(chunk.stat().st_size for chunk in chunks)
     if target.exists() and target.stat().st_size == expected_size:
         return target
-    partial = target.with_name(f"{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial")
+    partial = _partial_path(target)
     try:
         module.assemble(partial, overwrite=True)
         os.replace(partial, target)
