@@ -106,6 +106,28 @@ def _nearby_flight_days(world: TravelWorld, origin: str, destination: str, day: 
     return f"Nearest days with flights on this route: {', '.join(d.isoformat() for d in sorted(nearest))}."
 
 
+def _other_airports_hint(
+    world: TravelWorld, origin: str, destination: str, day: date, cabin: str, passengers: int
+) -> str:
+    """When an airport code was given, say whether the rest of its city has flights that day."""
+    origins, destinations = resolve_airports(origin), resolve_airports(destination)
+    city_origins = resolve_city(origin).airport_codes
+    city_destinations = resolve_city(destination).airport_codes
+    if origins == city_origins and destinations == city_destinations:
+        return ""
+    wider = world.search_flights(resolve_city(origin).name, resolve_city(destination).name, day, cabin, passengers)
+    wider = [
+        offer for offer in wider if offer.flight.origin not in origins or offer.flight.destination not in destinations
+    ]
+    if not wider:
+        return ""
+    airports = sorted({f"{offer.flight.origin} -> {offer.flight.destination}" for offer in wider})
+    return (
+        f"\nOther airports of the same cities have {len(wider)} flight(s) that day ({', '.join(airports)}); "
+        "search by city name to see them all."
+    )
+
+
 def flight_tools(world: TravelWorld) -> list[Tool]:
     @tool
     @_explained
@@ -126,41 +148,62 @@ def flight_tools(world: TravelWorld) -> list[Tool]:
         Shows the top 5 with how many more matched. Times are local to each airport.
 
         Args:
-            origin: City name or IATA airport code, e.g. "San Francisco" or "SFO". A city searches all its airports.
-            destination: City name or IATA airport code, e.g. "New York" (JFK, LGA, EWR) or "LHR".
+            origin: City name or IATA airport code (3 letters). A city name searches all its airports; use a code only
+                when the user named that airport.
+            destination: City name or 3-letter IATA airport code, as for origin.
             date: Departure date, YYYY-MM-DD.
             cabin: basic_economy (cheapest, non-refundable), economy, premium_economy or business.
             passengers: Number of seats needed.
-            max_price: Highest price per passenger in USD.
-            max_stops: 0 for nonstop only, 1 to also allow one-stop flights.
-            depart_after: Earliest local departure time, HH:MM.
-            arrive_before: Latest local arrival time, HH:MM, on the departure date (later days are excluded).
+            max_price: Highest price per passenger in USD. Leave out unless the user gave a budget; 0 means no limit.
+            max_stops: 0 for nonstop only; 1 (the default) also allows one-stop flights. Leave out unless the user
+                asked for nonstop.
+            depart_after: Earliest local departure time, HH:MM. Leave out unless the user gave one.
+            arrive_before: Latest local arrival time, HH:MM, on the departure date (later days are excluded). Leave out
+                unless the user gave one.
             sort_by: price, duration, departure or arrival.
         """
         day = parse_day(date, "date")
         chosen_cabin = normalise_cabin(cabin)
         earliest = _clock(depart_after, "depart_after")
         latest = _clock(arrive_before, "arrive_before")
-        offers = world.search_flights(origin, destination, day, chosen_cabin, passengers, max_price, max_stops)
-        if earliest is not None:
-            offers = [offer for offer in offers if offer.flight.depart_time >= earliest]
-        if latest is not None:
-            offers = [
-                offer for offer in offers if offer.flight.arrive_date == day and offer.flight.arrive_time <= latest
-            ]
+        price_cap = max_price if max_price is not None and max_price > 0 else None
+        stops_cap = max(0, max_stops)
+
+        def excluded_by(offer: FlightOffer) -> list[str]:
+            reasons = []
+            if price_cap is not None and offer.price > price_cap:
+                reasons.append(f"max_price {price_cap}")
+            if offer.flight.stops > stops_cap:
+                reasons.append(f"max_stops {stops_cap}")
+            if earliest is not None and offer.flight.depart_time < earliest:
+                reasons.append(f"depart_after {earliest:%H:%M}")
+            if latest is not None and (offer.flight.arrive_date != day or offer.flight.arrive_time > latest):
+                reasons.append(f"arrive_before {latest:%H:%M}")
+            return reasons
+
+        everything = world.search_flights(origin, destination, day, chosen_cabin, passengers)
+        offers = [offer for offer in everything if not excluded_by(offer)]
         route = f"{'/'.join(resolve_airports(origin))} -> {'/'.join(resolve_airports(destination))}"
         party = f"{passengers} passenger{'s' if passengers > 1 else ''}"
         if not offers:
-            everything = world.search_flights(origin, destination, day, chosen_cabin, passengers)
             if everything:
-                return (
+                nearest = sorted(everything, key=lambda offer: (len(excluded_by(offer)), offer.price))[:3]
+                lines = [
                     f"No flight {route} on {render.day_label(day)} matches those filters, but {len(everything)} "
-                    f"flight(s) fly that day in {render.cabin_label(chosen_cabin)} for {party}: relax max_price, "
-                    "max_stops, depart_after or arrive_before."
+                    f"flight(s) fly that day in {render.cabin_label(chosen_cabin)} for {party}. Nearest ones:"
+                ]
+                lines.extend(
+                    f"- {render.flight_offer_line(offer)} (excluded by {', '.join(excluded_by(offer))})"
+                    for offer in nearest
+                )
+                lines.append("Tell the user, or search again with the excluding filter relaxed.")
+                return "\n".join(lines) + _other_airports_hint(
+                    world, origin, destination, day, chosen_cabin, passengers
                 )
             return (
                 f"No bookable {render.cabin_label(chosen_cabin)} flight {route} on {render.day_label(day)} "
                 f"for {party}. {_nearby_flight_days(world, origin, destination, day)}"
+                + _other_airports_hint(world, origin, destination, day, chosen_cabin, passengers)
             )
         ranked = _sort_flights(offers, sort_by)
         order = {"price": "cheapest", "duration": "shortest", "departure": "earliest", "arrival": "earliest arrival"}
@@ -178,7 +221,7 @@ def flight_tools(world: TravelWorld) -> list[Tool]:
         """All cabins, prices, seats left and fare rules of one flight on one day.
 
         Args:
-            flight_number: As shown in search results, e.g. "NS120".
+            flight_number: A flight number exactly as shown by search_flights.
             date: Departure date, YYYY-MM-DD.
         """
         flight = world.get_flight(flight_number, parse_day(date, "date"))
@@ -216,21 +259,24 @@ def hotel_tools(world: TravelWorld) -> list[Tool]:
         amenities and cancellation policy.
 
         Args:
-            city: City name or airport code, e.g. "Paris" or "CDG".
+            city: City name or IATA airport code (3 letters).
             check_in: First night, YYYY-MM-DD.
             check_out: Departure day, YYYY-MM-DD (the last night is the day before).
             rooms: Number of rooms needed.
-            max_price_per_night: Highest nightly price per room in USD.
-            min_stars: Lowest star rating, 2 to 5.
-            neighbourhood: Part of a neighbourhood name, e.g. "Marais" or "Airport".
-            amenities: Required amenities, e.g. ["pool", "breakfast"]. Known: wifi, breakfast, gym, pool, spa,
+            max_price_per_night: Highest nightly price per room in USD; leave out or 0 for no limit.
+            min_stars: Lowest star rating, 2 to 5; leave out or 0 for any.
+            neighbourhood: Part of a neighbourhood name the user asked for; an unknown one lists the city's
+                neighbourhoods.
+            amenities: Required amenities, any of: wifi, breakfast, gym, pool, spa,
                 restaurant, parking, pet_friendly, airport_shuttle.
             sort_by: price (total for the stay), rating or stars.
         """
         place = resolve_city(city)
         if neighbourhood:
             _check_neighbourhood(place.name, place.neighbourhoods, neighbourhood)
-        offers = world.search_hotels(city, check_in, check_out, rooms, max_price_per_night, min_stars, neighbourhood)
+        price_cap = max_price_per_night if max_price_per_night is not None and max_price_per_night > 0 else None
+        stars = min_stars if min_stars is not None and min_stars > 0 else None
+        offers = world.search_hotels(city, check_in, check_out, rooms, price_cap, stars, neighbourhood or None)
         wanted = [_amenity(name) for name in amenities or []]
         offers = [offer for offer in offers if all(name in offer.hotel.amenities for name in wanted)]
         if not offers:
@@ -303,12 +349,12 @@ def car_tools(world: TravelWorld) -> list[Tool]:
         Shows the top 5 with how many more matched. A same-day return is charged as one day.
 
         Args:
-            location: City name or airport code, e.g. "Denver" or "DEN".
+            location: City name or IATA airport code (3 letters).
             pickup_date: YYYY-MM-DD.
             return_date: YYYY-MM-DD.
             car_class: economy, compact, midsize, suv, minivan, convertible or luxury.
-            min_seats: Fewest seats needed (minivans seat 7).
-            max_price_per_day: Highest daily price in USD.
+            min_seats: Fewest seats needed (minivans seat 7); leave out or 0 for any.
+            max_price_per_day: Highest daily price in USD; leave out or 0 for no limit.
         """
         chosen_class = None
         if car_class:
@@ -317,7 +363,12 @@ def car_tools(world: TravelWorld) -> list[Tool]:
                 raise InvalidRequestError(f"Unknown car_class {car_class!r}; choose one of: {', '.join(_CAR_CLASSES)}.")
         place = resolve_city(location)
         offers: list[CarOffer] = world.search_cars(
-            location, pickup_date, return_date, chosen_class, min_seats, max_price_per_day
+            location,
+            pickup_date,
+            return_date,
+            chosen_class,
+            min_seats if min_seats is not None and min_seats > 0 else None,
+            max_price_per_day if max_price_per_day is not None and max_price_per_day > 0 else None,
         )
         if not offers:
             return (
@@ -343,7 +394,7 @@ def weather_tools(world: TravelWorld) -> list[Tool]:
         """Weather forecast for a city on a day, or for each day of a range of up to 14 days.
 
         Args:
-            city: City name or airport code, e.g. "London" or "LHR".
+            city: City name or IATA airport code (3 letters).
             date: YYYY-MM-DD, within the next 60 days.
             end_date: Optional last day of a range, YYYY-MM-DD.
         """
@@ -389,7 +440,7 @@ def booking_tools(world: TravelWorld) -> list[Tool]:
         """A traveller's profile: name, home airport, loyalty, payment methods with balances, and who may book for whom.
 
         Args:
-            traveller: Traveller id (like T1001) or email address.
+            traveller: The user's traveller id or the email address on their profile, as the user gave it.
         """
         return render.traveller_text(world.get_traveller(traveller))
 
@@ -399,7 +450,7 @@ def booking_tools(world: TravelWorld) -> list[Tool]:
         """A traveller's bookings with their ids, dates, prices and status.
 
         Args:
-            traveller: Traveller id (like T1001) or email address.
+            traveller: The user's traveller id or the email address on their profile, as the user gave it.
             include_cancelled: Also list cancelled bookings.
         """
         profile = world.get_traveller(traveller)
@@ -419,11 +470,11 @@ def booking_tools(world: TravelWorld) -> list[Tool]:
         """Book a flight for a traveller and charge it. Confirm flight, cabin, price and payment with the user first.
 
         Args:
-            traveller_id: The passenger's traveller id (like T1001).
-            flight_number: From search results, e.g. "NS120".
+            traveller_id: The passenger's traveller id, as shown by get_traveller.
+            flight_number: A flight number exactly as shown by search_flights.
             date: Departure date, YYYY-MM-DD.
             cabin: basic_economy (non-refundable), economy, premium_economy or business.
-            payment_method: A payment method id (like pm-T1001-card), or "card", "voucher" or "points".
+            payment_method: A payment method id as shown by get_traveller, or the kind "card", "voucher" or "points".
             passengers: Seats to book.
             booked_by: Traveller id of the person making the booking when it is not the passenger; they must be an
                 authorised delegate of the passenger.
@@ -453,11 +504,11 @@ def booking_tools(world: TravelWorld) -> list[Tool]:
         """Book hotel rooms for a traveller and charge them. Confirm hotel, dates, price and payment first.
 
         Args:
-            traveller_id: The guest's traveller id (like T1001).
-            hotel_id: From search results, e.g. "H-CDG-03".
+            traveller_id: The guest's traveller id, as shown by get_traveller.
+            hotel_id: A hotel id exactly as shown by search_hotels.
             check_in: First night, YYYY-MM-DD.
             check_out: Departure day, YYYY-MM-DD.
-            payment_method: A payment method id (like pm-T1001-card), or "card", "voucher" or "points".
+            payment_method: A payment method id as shown by get_traveller, or the kind "card", "voucher" or "points".
             rooms: Rooms to book.
             booked_by: Traveller id of the person making the booking when it is not the guest; they must be an
                 authorised delegate of the guest.
@@ -486,11 +537,11 @@ def booking_tools(world: TravelWorld) -> list[Tool]:
         """Rent a car for a traveller and charge it. Confirm car, dates, price and payment with the user first.
 
         Args:
-            traveller_id: The driver's traveller id (like T1001).
-            car_id: From search results, e.g. "C-DEN-04".
+            traveller_id: The driver's traveller id, as shown by get_traveller.
+            car_id: A car id exactly as shown by search_cars.
             pickup_date: YYYY-MM-DD.
             return_date: YYYY-MM-DD.
-            payment_method: A payment method id (like pm-T1001-card), or "card", "voucher" or "points".
+            payment_method: A payment method id as shown by get_traveller, or the kind "card", "voucher" or "points".
             booked_by: Traveller id of the person making the booking when it is not the driver; they must be an
                 authorised delegate of the driver.
         """
@@ -510,7 +561,7 @@ def booking_tools(world: TravelWorld) -> list[Tool]:
         """Cancel a booking and refund its payment method, if its fare rules allow. Confirm with the user first.
 
         Args:
-            booking_id: From list_bookings, e.g. "BK1003".
+            booking_id: A booking id exactly as shown by list_bookings.
             requested_by: Traveller id of the person asking, when it is not the booking's traveller.
         """
         return render.cancellation_text(world, world.cancel_booking(booking_id, requested_by))

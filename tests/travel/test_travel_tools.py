@@ -200,3 +200,71 @@ def test_profile_shows_payment_ids_and_delegations(tools: dict[str, Tool]) -> No
     assert "pm-T1001-card" in profile and "pm-T1001-points" in profile
     assert "May be booked for by: T1006." in profile
     assert "Authorised to book for: T1001." in call(tools, "get_traveller", traveller="T1006")
+
+
+@pytest.mark.parametrize(
+    ("tool_name", "arguments", "zero_limits"),
+    [
+        ("search_flights", {"origin": "New York", "destination": "London", "date": "2026-12-16"}, {"max_price": 0}),
+        (
+            "search_hotels",
+            {"city": "Paris", "check_in": "2026-12-16", "check_out": "2026-12-18"},
+            {"max_price_per_night": 0, "min_stars": 0},
+        ),
+        (
+            "search_cars",
+            {"location": "Denver", "pickup_date": "2026-12-16", "return_date": "2026-12-18"},
+            {"max_price_per_day": 0, "min_seats": 0},
+        ),
+    ],
+)
+def test_a_zero_limit_means_no_limit(
+    tools: dict[str, Tool], tool_name: str, arguments: dict[str, Any], zero_limits: dict[str, int]
+) -> None:
+    # Small models fill every optional field; a 0 they put there must not exclude everything.
+    assert call(tools, tool_name, **arguments, **zero_limits) == call(tools, tool_name, **arguments)
+    description = tools["search_flights"].schema.parameters["properties"]["max_price"]["description"]
+    assert "0 means no limit" in description
+
+
+def test_filters_that_exclude_everything_show_the_nearest_flights_and_what_excluded_them(
+    tools: dict[str, Tool], world: TravelWorld
+) -> None:
+    output = call(
+        tools,
+        "search_flights",
+        origin="New York",
+        destination="London",
+        date="2026-12-16",
+        max_price=0,
+        max_stops=0,
+        depart_after="08:00",
+        arrive_before="10:00",
+    )
+    assert output.startswith("No flight JFK/LGA/EWR -> LHR")
+    shown = re.findall(r"^- ([A-Z]{2}\d+) .*\(excluded by (.+)\)$", output, re.MULTILINE)
+    assert 1 <= len(shown) <= 3
+    bookable = {offer.flight.flight_number for offer in world.search_flights("New York", "London", "2026-12-16")}
+    for number, reasons in shown:
+        assert number in bookable
+        assert "max_price" not in reasons
+        assert re.search(r"max_stops 0|depart_after 08:00|arrive_before 10:00", reasons)
+
+
+def test_an_airport_with_no_flights_points_to_the_other_airports_of_its_city(tools: dict[str, Tool]) -> None:
+    output = call(tools, "search_flights", origin="Dallas", destination="JFK", date="2026-12-16")
+    assert "-> JFK" in output
+    assert "Other airports of the same cities have 1 flight(s) that day" in output
+    assert "-> LGA" in output
+    by_city = call(tools, "search_flights", origin="Dallas", destination="New York", date="2026-12-16")
+    assert by_city.startswith("1 flight(s)") and "Other airports" not in by_city
+
+
+def test_tool_descriptions_hold_no_example_values_a_model_could_copy(tools: dict[str, Tool]) -> None:
+    value_like = re.compile(r"e\.g\.|like [A-Za-z]*\d|\b[A-Z]{2}\d{2,}\b|\bT\d{4}\b|pm-|BK\d|H-[A-Z]{3}|C-[A-Z]{3}")
+    for item in tools.values():
+        texts = [item.description] + [
+            str(spec.get("description", "")) for spec in item.schema.parameters["properties"].values()
+        ]
+        for text in texts:
+            assert not value_like.search(text), (item.name, text)
