@@ -13,7 +13,7 @@ from typing import Any, Generic
 from .approvals import Approver
 from .context_policy import ContextPolicy
 from .errors import ConfigurationError
-from .events import Event, EventSink, RunFinished, fan_out
+from .events import Event, EventSink, RunFinished, fan_out, guard_listener
 from .limits import Budget, Limits
 from .loop import run_loop
 from .messages import Message, ModelSettings
@@ -117,7 +117,7 @@ class Agent(Generic[OutputT]):
             agent=self,
             run_id=new_run_id(),
             budget=Budget(self.name, limits or self.limits),
-            emit=on_event,
+            emit=guard_listener(on_event),
             approver=approver,
             deps=deps,
         )
@@ -177,7 +177,7 @@ class Agent(Generic[OutputT]):
     ) -> AsyncIterator[Event]:
         """Run the agent and yield every event as it happens, sub-agents' included, ending with RunFinished."""
         queue: asyncio.Queue[Event | None] = asyncio.Queue()  # None: the run task failed
-        sink = fan_out(queue.put_nowait, on_event)
+        sink = fan_out(queue.put_nowait, guard_listener(on_event))
         context = self.new_context(deps=deps, approver=approver, on_event=sink, limits=limits)
         task = asyncio.create_task(run_loop(self, prompt, context, history=history, stream_text=True))
 

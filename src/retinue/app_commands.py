@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -40,10 +41,38 @@ def configure_run(parser: argparse.ArgumentParser) -> None:
         help="consequential actions: ask at the terminal (default), in the web UI (run `retinue ui` beside it), "
         "approve all, or refuse all",
     )
-    parser.add_argument("--max-turns", type=int, default=None, help="stop each agent after this many model calls")
-    parser.add_argument("--max-cost", type=float, default=None, help="stop the whole run past this many dollars")
+    parser.add_argument(
+        "--max-turns", type=positive_int, default=None, help="stop each agent after this many model calls"
+    )
+    parser.add_argument(
+        "--max-cost", type=positive_dollars, default=None, help="stop the whole run past this many dollars"
+    )
     parser.add_argument("--no-trace", action="store_true", help="do not record the run in the trace store")
     add_store_argument(parser)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (0 would be a run that cannot call the model)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give a whole number of at least 1, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"give a whole number of at least 1, not {text!r}")
+    return value
+
+
+def positive_dollars(text: str) -> float:
+    """An argparse type: a finite amount greater than 0 (nan or inf would silently mean no limit)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"give an amount of dollars greater than 0, such as 0.50, not {text!r}"
+        ) from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"give an amount of dollars greater than 0, such as 0.50, not {text!r}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         base = session.agent.limits
         limits = dataclasses.replace(
             base,
-            max_turns=args.max_turns or base.max_turns,
+            max_turns=args.max_turns if args.max_turns is not None else base.max_turns,
             max_cost_usd=args.max_cost if args.max_cost is not None else base.max_cost_usd,
         )
     full_prompt = f"{session.preface}\n\n{prompt}" if session.preface else prompt
@@ -129,7 +158,7 @@ def configure_eval(parser: argparse.ArgumentParser) -> None:
         help="the simulated user's model (default: --model); \"scripted\" sends the task's instruction as the only "
         "user message",
     )
-    parser.add_argument("--max-turns", type=int, default=None, help="model calls per assistant run, at most")
+    parser.add_argument("--max-turns", type=positive_int, default=None, help="model calls per assistant run, at most")
     parser.add_argument("--trials", type=int, default=1, help="trials per task, for pass^k")
     parser.add_argument("--tasks", default=None, help="comma-separated task ids (default: all)")
     parser.add_argument("--difficulty", choices=("easy", "medium", "hard"), default=None)

@@ -88,6 +88,13 @@ class ToolError(RetinueError):
     """
 
 
+class ToolOutputError(ToolError):
+    """A tool's return value cannot be rendered as text for the model (bytes that are not UTF-8, a raising __str__).
+
+    Inside a run it becomes an error tool result, like any tool failure.
+    """
+
+
 class ContextWindowExceeded(RetinueError):
     """The next request does not fit the model's context window (or the policy's token budget), even compacted."""
 

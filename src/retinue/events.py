@@ -9,6 +9,7 @@ their clones form one tree.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -145,5 +146,32 @@ def fan_out(*sinks: EventSink | None) -> EventSink | None:
     def emit(event: Event) -> None:
         for sink in present:
             sink(event)
+
+    return emit
+
+
+def guard_listener(sink: EventSink | None) -> EventSink | None:
+    """`sink`, made unable to break the run: the first exception it raises is warned about and detaches it.
+
+    A listener (a UI, a recorder, a user's callback) is an observer; a bug in it must not end the run it observes.
+    """
+    if sink is None:
+        return None
+    attached = True
+
+    def emit(event: Event) -> None:
+        nonlocal attached
+        if not attached:
+            return
+        try:
+            sink(event)
+        except Exception as exc:  # noqa: BLE001 - a faulty listener is reported and dropped, the run goes on
+            attached = False
+            warnings.warn(
+                f"the on_event listener {sink!r} raised {type(exc).__name__}: {exc} "
+                f"(on {type(event).__name__}); it receives no more events of this run",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
     return emit

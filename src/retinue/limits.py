@@ -8,10 +8,12 @@ per agent; tokens, dollars and wall time apply to the whole subtree.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
+from .errors import ConfigurationError
 from .usage import Usage
 
 LimitName: TypeAlias = Literal["max_turns", "max_input_tokens", "max_output_tokens", "max_cost_usd", "max_wall_seconds"]
@@ -32,6 +34,23 @@ class Limits:
     max_cost_usd: float | None = None
     max_wall_seconds: float | None = None
     answer_on_last_turn: bool = False
+
+    def __post_init__(self) -> None:
+        # A limit that can never be reached (nan, inf, 0 turns) would silently mean "no limit" or "no run".
+        for name in ("max_turns", "max_input_tokens", "max_output_tokens"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigurationError(
+                    f"Limits({name}={value!r}): give a whole number of at least 1, or None for no limit."
+                )
+        for name in ("max_cost_usd", "max_wall_seconds"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+                raise ConfigurationError(
+                    f"Limits({name}={value!r}): give a finite number greater than 0, or None for no limit."
+                )
 
 
 @dataclass(frozen=True, slots=True)

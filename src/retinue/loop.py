@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 
 from . import approvals
-from .errors import ConfigurationError, OutputValidationError, ToolError
+from .errors import ConfigurationError, OutputValidationError, ToolError, ToolOutputError
 from .events import (
     ApprovalRequested,
     ApprovalResolved,
@@ -340,7 +340,10 @@ async def _tool_output(call: ToolCall, tools_by_name: dict[str, Tool], context: 
         return f"Error: '{tool.name}' failed with TimeoutError: {exc}", True
     except Exception as exc:  # noqa: BLE001 - any tool failure goes back to the model
         return f"Error: '{tool.name}' failed with {type(exc).__name__}: {exc}", True
-    return render_tool_output(value), False
+    try:
+        return render_tool_output(value), False
+    except ToolOutputError as exc:
+        return f"Error: '{tool.name}' ran, but its result cannot be shown: {exc}.", True
 
 
 async def _ask_approval(tool: Tool, call: ToolCall, context: RunContext) -> approvals.Approval:

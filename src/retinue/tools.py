@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, get_type_hints, overload
 import pydantic
 import pydantic_core
 
-from .errors import ToolDefinitionError
+from .errors import ToolDefinitionError, ToolOutputError
 from .messages import ToolCall, ToolSchema
 
 if TYPE_CHECKING:
@@ -279,7 +279,22 @@ def render_tool_output(value: Any) -> str:
         return value
     if value is None:
         return "Done (the tool returned no output)."
-    return pydantic_core.to_json(value, fallback=str).decode()
+    if isinstance(value, bytes | bytearray | memoryview):
+        # pydantic would raise on bytes that are not UTF-8; say what came back rather than fail.
+        data = bytes(value)
+        try:
+            return data.decode()
+        except UnicodeDecodeError as exc:
+            raise ToolOutputError(
+                f"the tool returned {len(data)} bytes that are not UTF-8 text ({exc.reason} at byte {exc.start})"
+            ) from exc
+    try:
+        return pydantic_core.to_json(value, fallback=str).decode()
+    except Exception as exc:  # a __str__ or serializer that raises, a value JSON cannot hold
+        raise ToolOutputError(
+            f"the tool's return value (a {type(value).__name__}) could not be turned into text: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def truncate_output(text: str, max_chars: int) -> str:

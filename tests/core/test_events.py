@@ -160,3 +160,29 @@ async def test_a_stream_whose_run_cannot_start_fails_instead_of_hanging() -> Non
     finished = consumer.result()[-1]
     assert isinstance(finished, RunFinished)
     assert finished.result.status == "error"
+
+
+async def test_a_listener_that_raises_is_warned_about_and_detached_and_the_run_completes() -> None:
+    received: list[Event] = []
+
+    def faulty(event: Event) -> None:
+        received.append(event)
+        raise ValueError("listener bug")
+
+    with pytest.warns(RuntimeWarning, match="raised ValueError: listener bug"):
+        result = await weather_agent().run("Weather?", on_event=faulty)
+
+    assert result.status == "completed", result.error
+    assert result.output == ANSWER
+    assert names(received) == ["RunStarted"], "after its first failure the listener gets no more events"
+
+
+async def test_a_listener_that_raises_while_streaming_does_not_stop_the_stream() -> None:
+    def faulty(event: Event) -> None:
+        raise RuntimeError("listener bug")
+
+    with pytest.warns(RuntimeWarning, match="raised RuntimeError: listener bug"):
+        events = [event async for event in weather_agent().stream("Weather?", on_event=faulty)]
+
+    assert isinstance(events[-1], RunFinished)
+    assert events[-1].result.output == ANSWER

@@ -8,6 +8,8 @@ limit, and the conversation and usage so far are kept.
 import asyncio
 from typing import Any
 
+import pytest
+
 from retinue import Agent, AssistantMessage, Limits, ModelRequest, ModelResponse, ToolResultsMessage, Usage, tool
 from retinue.errors import ConfigurationError
 from retinue.events import Event, ModelResponseReceived
@@ -220,3 +222,27 @@ async def test_the_last_turn_can_be_kept_for_an_answer() -> None:
     assert result.completed and result.output == "What I found: steps 1 and 2."
     assert [r.settings.tool_choice for r in model.requests] == [None, None, "none"]
     assert model.requests[2].tools == model.requests[0].tools  # the cached prefix is kept
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"max_turns": 0},
+        {"max_turns": -1},
+        {"max_input_tokens": 0},
+        {"max_cost_usd": float("nan")},
+        {"max_cost_usd": float("inf")},
+        {"max_cost_usd": -0.5},
+        {"max_wall_seconds": float("nan")},
+        {"max_wall_seconds": 0},
+    ],
+)
+def test_a_limit_that_could_never_stop_a_run_properly_is_refused_when_limits_are_made(limits: dict[str, Any]) -> None:
+    (name,) = limits
+    with pytest.raises(ConfigurationError, match=f"Limits\\({name}=.*or None for no limit"):
+        Limits(**limits)
+
+
+def test_ordinary_limits_and_no_limit_at_all_are_accepted() -> None:
+    assert Limits(max_turns=1, max_cost_usd=0.01, max_wall_seconds=2).max_turns == 1
+    assert Limits(max_turns=None).max_turns is None

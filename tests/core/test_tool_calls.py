@@ -359,3 +359,46 @@ async def test_a_call_that_keeps_failing_word_for_word_is_called_out() -> None:
     assert "failed" not in first
     assert "This exact call has now failed 2 times" in second
     assert "now failed" not in other  # different arguments, a new call
+
+
+class Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+
+async def test_bytes_that_are_not_utf8_come_back_as_an_error_result_and_the_run_goes_on() -> None:
+    @tool
+    def read_blob() -> bytes:
+        """Read a binary blob."""
+        return b"\xff\xfe\x00binary"
+
+    result = await first_tool_result(Agent("a", tools=[read_blob]), call("read_blob"))
+
+    assert result.is_error
+    assert "'read_blob' ran, but its result cannot be shown" in result.content
+    assert "not UTF-8" in result.content
+
+
+async def test_utf8_bytes_are_read_as_their_text() -> None:
+    @tool
+    def read_note() -> bytes:
+        """Read a note."""
+        return "café".encode()
+
+    result = await first_tool_result(Agent("a", tools=[read_note]), call("read_note"))
+
+    assert not result.is_error
+    assert result.content == "café"
+
+
+async def test_a_value_whose_str_raises_comes_back_as_an_error_result_and_the_run_goes_on() -> None:
+    @tool
+    def fetch() -> Any:
+        """Fetch something."""
+        return Unprintable()
+
+    result = await first_tool_result(Agent("a", tools=[fetch]), call("fetch"))
+
+    assert result.is_error
+    assert "the tool's return value (a Unprintable) could not be turned into text" in result.content
+    assert "RuntimeError: no text for you" in result.content, "the model is told what went wrong"
