@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from ..tools import Tool, parse_docstring, tool_from_function
 
 if TYPE_CHECKING:
     from ..sandbox import Sandbox, SandboxLimits
+    from ..sandbox.workspace import CopyReport, FileInfo
 
 _SANDBOXES_KEY = "retinue.sandboxes"
 
@@ -43,7 +43,11 @@ class ScriptingEnvironment:
         isolation: "bubblewrap" (isolated by the OS), "subprocess" (NOT isolated: resource limits only), or
             "auto" (bubblewrap when installed, else subprocess with a loud warning).
         limits: The sandbox's resource limits (`retinue.sandbox.SandboxLimits`); None for the defaults.
-        artifacts_dir: Where files the agent produced are copied when its run ends (under the run id).
+        artifacts_dir: Where files the agent produced are copied when its run ends (under the run id), with
+            fixed modes (0644 files, 0755 directories) and never through a symlink.
+        max_artifact_files: At most this many files are copied; the rest are named in a notice.
+        max_artifact_bytes: At most this many bytes in all, counted at apparent size (a sparse file counts
+            what it claims); files that would pass it are left behind and named in a notice.
     """
 
     files: Mapping[str, Path | str | bytes] = field(default_factory=dict)
@@ -52,6 +56,8 @@ class ScriptingEnvironment:
     isolation: Literal["auto", "bubblewrap", "subprocess"] = "auto"
     limits: SandboxLimits | None = None
     artifacts_dir: Path | None = None
+    max_artifact_files: int = 1000
+    max_artifact_bytes: int = 100 * 2**20
 
     def tools(self) -> list[Tool]:
         """The sandbox tools: run_python, run_shell, write_file, read_file, list_files."""
@@ -156,7 +162,12 @@ class ScriptingEnvironment:
 
         async def close() -> None:
             try:
-                self._collect_artifacts(sandbox, context)
+                # Killed first: a process still running could swap files or
+                # directories while the host reads them.
+                await sandbox.stop()
+                # Walking and copying many or big files would stall every other agent on this loop.
+                report = await asyncio.to_thread(self._collect_artifacts, sandbox, context)
+                self._announce_artifacts(report, context)
             finally:
                 await sandbox.close()
                 context.shared[_SANDBOXES_KEY].pop((id(self), context.run_id), None)
@@ -164,29 +175,44 @@ class ScriptingEnvironment:
         context.on_finish(close)
         return sandbox
 
-    def _collect_artifacts(self, sandbox: Sandbox, context: RunContext) -> None:
+    def _collect_artifacts(self, sandbox: Sandbox, context: RunContext) -> tuple[list[FileInfo], CopyReport | None]:
+        """Blocking: the files produced, and the copy's report when there is somewhere to copy them."""
         artifacts = sandbox.artifacts()
-        if not artifacts:
+        if not artifacts or self.artifacts_dir is None:
+            return artifacts, None
+        destination = Path(self.artifacts_dir) / context.run_id
+        return artifacts, sandbox.copy_artifacts(
+            destination, max_files=self.max_artifact_files, max_bytes=self.max_artifact_bytes
+        )
+
+    def _announce_artifacts(self, collected: tuple[list[FileInfo], CopyReport | None], context: RunContext) -> None:
+        artifacts, report = collected
+        if not artifacts or context.emit is None:
             return
-        destination: Path | None = None
-        if self.artifacts_dir is not None:
-            destination = Path(self.artifacts_dir) / context.run_id
-            destination.mkdir(parents=True, exist_ok=True)
-            for info in artifacts:
-                target = destination / info.path
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(Path(sandbox.workspace) / info.path, target)
-        if context.emit is not None:
-            context.emit(
-                Notice(
-                    run_id=context.run_id,
-                    agent=context.agent.name,
-                    kind="artifacts",
-                    message=f"{len(artifacts)} file(s) produced"
-                    + (f", copied to {destination}" if destination else ""),
-                    data={"files": [info.path for info in artifacts], "directory": str(destination or "")},
-                )
+        destination = "" if report is None else str(Path(self.artifacts_dir or "") / context.run_id)
+        message = f"{len(artifacts)} file(s) produced"
+        left_behind: list[dict[str, object]] = []
+        if report is not None:
+            message += f", {len(report.copied)} copied to {destination}"
+            left_behind = [{"path": f.path, "size": f.size, "reason": f.reason} for f in report.left_behind]
+            if left_behind:
+                shown = "; ".join(f"{f.path} ({f.reason})" for f in report.left_behind[:10])
+                more = len(left_behind) - 10
+                message += f"; {len(left_behind)} left behind: {shown}" + (f"; and {more} more" if more > 0 else "")
+        context.emit(
+            Notice(
+                run_id=context.run_id,
+                agent=context.agent.name,
+                kind="artifacts",
+                message=message,
+                data={
+                    "files": [info.path for info in artifacts],
+                    "directory": destination,
+                    "copied": [] if report is None else [info.path for info in report.copied],
+                    "left_behind": left_behind,
+                },
             )
+        )
 
 
 def _signature(function: Callable[..., Any]) -> inspect.Signature:

@@ -35,13 +35,15 @@ from .result import ExecutionResult
 from .sandbox_etc import sandbox_etc_directory
 from .seccomp import seccomp_program
 from .state_dirs import new_state_dir
-from .workspace import FileInfo, Workspace
+from .workspace import CopyReport, FileInfo, Workspace
 
 DEFAULT_LIMITS = SandboxLimits()
 _SESSION_SCRIPT = Path(__file__).with_name("session.py")
 _HOST_API_SOCKET = "api.sock"
 _DISK_POLL_SECONDS = 0.25
 _SANDBOX_NICENESS = 10
+# A killed namespace empties in milliseconds; this only bounds a wedged kernel.
+_STOP_WAIT_SECONDS = 5.0
 # run_shell enforces its timeout inside the sandbox, keeping the session; the
 # host steps in only if that fails, this much later.
 _SHELL_TIMEOUT_SLACK_SECONDS = 2.0
@@ -59,6 +61,33 @@ def _seccomp_pipe() -> int | None:
     finally:
         os.close(write_end)
     return read_end
+
+
+def _children(pid: int) -> list[int]:
+    """The pids of ``pid``'s children (empty where /proc cannot tell)."""
+    children: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as listing:
+                children += (int(child) for child in listing.read().split())
+    except (OSError, ValueError):
+        pass
+    return children
+
+
+def _wait_until_dead(pids: list[int], timeout: float) -> None:
+    """Block until each pid is gone or a zombie, or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                with open(f"/proc/{pid}/stat") as status:
+                    state = status.read().rpartition(")")[2].split()[0]
+            except (OSError, IndexError):
+                break
+            if state in ("Z", "X"):
+                break
+            time.sleep(0.01)
 
 
 def _write_module(directory: Path, name: str, source: str) -> None:
@@ -176,6 +205,7 @@ class Sandbox:
         self._process: SessionProcess | None = None
         self._mode: IsolationMode | None = None
         self._closed = False
+        self._stopped = False
         self._lock = asyncio.Lock()
 
     # ----- lifecycle -------------------------------------------------------
@@ -230,11 +260,32 @@ class Sandbox:
             self._mode = None
             raise
 
+    async def stop(self) -> None:
+        """Kill every process of the sandbox but keep the workspace, to read its files in peace; no run after.
+
+        Reading what the code left is safe only once nothing inside can
+        change it underneath the host, so this waits for the whole PID
+        namespace, not only the session's process group (a shell child runs
+        in a session of its own). ``close`` still removes the workspace.
+        """
+        self._stopped = True
+        process = self._process
+        if process is None:
+            return
+        # The namespace's init is the outer bubblewrap's child; once it is
+        # gone or a zombie, the kernel has killed and reaped all the rest.
+        inner = _children(process._process.pid) if self._mode == "bubblewrap" else []
+        await process.close()
+        self._process = None
+        if inner:
+            await asyncio.to_thread(_wait_until_dead, inner, _STOP_WAIT_SECONDS)
+
     async def close(self) -> None:
         """Stop the session and remove the temporary workspace (a given workspace is kept)."""
         if self._closed:
             return
         self._closed = True
+        self._stopped = True
         if self._process is not None:
             await self._process.close()
             self._process = None
@@ -365,6 +416,8 @@ class Sandbox:
             raise ValueError(f"timeout must be positive, got {seconds!r}")
         async with self._lock:
             self._require_workspace()
+            if self._stopped:
+                raise SandboxStateError("this sandbox was stopped; create a new Sandbox")
             started = time.monotonic()
             restart_reason: str | None = None
             process = self._process
@@ -440,6 +493,13 @@ class Sandbox:
     def artifacts(self) -> list[FileInfo]:
         """Files created or changed since the sandbox started (staged files count as the start)."""
         return self._require_workspace().artifacts()
+
+    def copy_artifacts(self, destination: Path, *, max_files: int, max_bytes: int) -> CopyReport:
+        """Copy ``artifacts`` to a host directory within the caps (see ``Workspace.copy_out``); blocking.
+
+        Call it after ``stop``: while sandboxed processes live, the files can change as they are read.
+        """
+        return self._require_workspace().copy_out(destination, max_files=max_files, max_bytes=max_bytes)
 
     # ----- state -----------------------------------------------------------
 

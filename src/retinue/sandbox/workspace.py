@@ -22,6 +22,12 @@ from .errors import SandboxError, WorkspacePathError
 from .state_dirs import new_state_dir
 
 _DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK so a FIFO or device planted by the sandbox cannot hang the host before fstat rejects it.
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_COPY_CHUNK_BYTES = 1 << 20
+# Copies on the host never carry the sandbox's mode bits: no setuid, setgid or sticky, nothing executable.
+_COPIED_FILE_MODE = 0o644
+_COPIED_DIRECTORY_MODE = 0o755
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,27 @@ class FileInfo:
 
     path: str
     size: int
+
+
+@dataclass(frozen=True)
+class LeftBehind:
+    """A workspace file ``copy_out`` did not copy (or copied only in part), and why."""
+
+    path: str
+    size: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class CopyReport:
+    """What ``copy_out`` copied to the host and what it left behind."""
+
+    copied: list[FileInfo]
+    left_behind: list[LeftBehind]
+
+    @property
+    def bytes_copied(self) -> int:
+        return sum(info.size for info in self.copied)
 
 
 def _cleanup(state_dir: str, mounted: Path | None) -> None:
@@ -143,8 +170,7 @@ class Workspace:
         shown = "/".join(parts)
         directory = self._open_parent(parts, create=False, shown=shown)
         try:
-            # O_NONBLOCK so a FIFO planted by the sandbox cannot hang the host.
-            fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=directory)
+            fd = os.open(parts[-1], _READ_FLAGS, dir_fd=directory)
         except OSError as exc:
             raise self._path_error(exc, shown) from None
         finally:
@@ -242,6 +268,61 @@ class Workspace:
         ]
         return sorted(changed, key=lambda f: f.path)
 
+    def copy_out(self, destination: Path, *, max_files: int, max_bytes: int) -> CopyReport:
+        """Copy the artifacts (see ``artifacts``) to ``destination`` on the host, within the caps.
+
+        Meant for after every sandboxed process is dead, but safe even if one
+        is not: each file is opened from the workspace root one O_NOFOLLOW
+        component at a time and must be a regular file, so a symlink or a
+        directory swapped for one never leads outside the workspace. Bytes are
+        counted at apparent size (a sparse file costs what it claims), and the
+        read stops at the byte cap even if the file grows meanwhile. Copies
+        get fixed modes and the host's ownership. Blocking: call it off the
+        event loop.
+        """
+        copied: list[FileInfo] = []
+        left: list[LeftBehind] = []
+        budget = max_bytes
+        for info in self.artifacts():
+            if len(copied) >= max_files:
+                left.append(LeftBehind(info.path, info.size, f"over the cap of {max_files} files"))
+                continue
+            parts = info.path.split("/")
+            try:
+                directory = self._open_parent(parts, create=False, shown=info.path)
+            except (OSError, WorkspacePathError) as exc:
+                left.append(LeftBehind(info.path, info.size, f"could not be opened: {exc}"))
+                continue
+            try:
+                source = os.open(parts[-1], _READ_FLAGS, dir_fd=directory)
+            except OSError as exc:
+                reason = f"could not be opened: {self._path_error(exc, info.path)}"
+                left.append(LeftBehind(info.path, info.size, reason))
+                continue
+            finally:
+                os.close(directory)
+            try:
+                opened = os.fstat(source)
+                if not stat.S_ISREG(opened.st_mode):
+                    left.append(LeftBehind(info.path, info.size, "not a regular file"))
+                    continue
+                if opened.st_size > budget:
+                    left.append(
+                        LeftBehind(info.path, opened.st_size, f"would pass the cap of {max_bytes} bytes in all")
+                    )
+                    continue
+                os.set_blocking(source, True)
+                try:
+                    written = _write_host_copy(source, destination, parts, opened.st_size)
+                except OSError as exc:
+                    left.append(LeftBehind(info.path, opened.st_size, f"could not be copied: {exc}"))
+                    continue
+            finally:
+                os.close(source)
+            budget -= written
+            copied.append(FileInfo(info.path, written))
+        return CopyReport(copied, left)
+
     def _chown_tree(self, owner: tuple[int, int]) -> None:
         # Runs before any sandboxed code, so nothing races it; symlinks left
         # by an earlier sandbox are changed themselves, never followed.
@@ -249,3 +330,36 @@ class Workspace:
             os.chown(directory, *owner, follow_symlinks=False)
             for name in subdirectories + files:
                 os.chown(os.path.join(directory, name), *owner, follow_symlinks=False)
+
+
+def _write_host_copy(source: int, destination: Path, parts: list[str], limit: int) -> int:
+    """Stream at most ``limit`` bytes of ``source`` to ``destination``/``parts``; the bytes written."""
+    os.makedirs(destination, mode=_COPIED_DIRECTORY_MODE, exist_ok=True)
+    directory = os.open(destination, _DIRECTORY_FLAGS)
+    try:
+        # Names come from the sandbox, so the host side does not follow symlinks either.
+        for part in parts[:-1]:
+            try:
+                os.mkdir(part, _COPIED_DIRECTORY_MODE, dir_fd=directory)
+                # mkdir's mode passes through the umask; the copy's must not depend on it.
+                os.chmod(part, _COPIED_DIRECTORY_MODE, dir_fd=directory, follow_symlinks=False)
+            except FileExistsError:
+                pass
+            child = os.open(part, _DIRECTORY_FLAGS, dir_fd=directory)
+            os.close(directory)
+            directory = child
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        target = os.open(parts[-1], flags, _COPIED_FILE_MODE, dir_fd=directory)
+    finally:
+        os.close(directory)
+    with os.fdopen(target, "wb") as output:
+        # An existing file keeps its old mode through O_CREAT, and a new one gets the umask's.
+        os.fchmod(target, _COPIED_FILE_MODE)
+        written = 0
+        while written < limit:
+            chunk = os.read(source, min(_COPY_CHUNK_BYTES, limit - written))
+            if not chunk:
+                break
+            output.write(chunk)
+            written += len(chunk)
+    return written
