@@ -12,7 +12,8 @@ import asyncio
 import dataclasses
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeAlias
 
 import pydantic
 
@@ -45,7 +46,9 @@ from .models.base import Model, TextSink
 from .models.pricing import price_of
 from .output import OUTPUT_TOOL_NAME, FinalOutput, parse_text_output
 from .result import OutputT, RunResult
+from .tokens import estimate_message_tokens, estimate_request_tokens
 from .tools import DEFAULT_MAX_OUTPUT_CHARS, Tool, render_tool_output, truncate_output
+from .usage import Usage
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -60,7 +63,11 @@ async def run_loop(
     history: list[Message] | None = None,
     stream_text: bool = False,
 ) -> RunResult[OutputT]:
-    """Run `agent` on `prompt` until it answers or a limit stops it. Never raises for a failed run."""
+    """Run `agent` on `prompt` until it answers or a limit stops it.
+
+    Never raises for a failed run; only the caller's cancellation, or a KeyboardInterrupt or SystemExit raised
+    outside any tool, propagates (after RunFinished has recorded how the run ended).
+    """
     started = time.perf_counter()
     tools = agent.tools_for_run()
     tools_by_name = {t.name: t for t in tools}
@@ -102,8 +109,11 @@ async def run_loop(
                 response = await call_model(agent, model, messages, schemas, context, on_text)
                 calls = response.message.tool_calls
                 if calls:
-                    results, output = await run_tool_calls(agent, calls, tools_by_name, context)
-                    messages.append(ToolResultsMessage(results))
+                    turn = await run_tool_calls(agent, calls, tools_by_name, context)
+                    messages.append(ToolResultsMessage(turn.results))
+                    if turn.stop is not None:
+                        raise turn.stop  # only now that the transcript says what each call did
+                    output = turn.output
                 else:
                     output = parse_text_output(agent.output_type, response.message.text)
                     if not output.valid:
@@ -123,8 +133,21 @@ async def run_loop(
     except asyncio.CancelledError:
         cancelled = True
         raise
+    except RunInterrupted:
+        # Ctrl-C inside a tool: the run ends as cancelled and the root returns, like any other ending;
+        # a sub-agent passes it up, so the whole tree stops.
+        cancelled = True
+        if context.parent is not None:
+            raise
     except Exception as exc:  # noqa: BLE001 - a failed run is reported in its result, never raised
         error = exc
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            # Not from a tool (those became tool errors or RunInterrupted): the process is stopping; record and let it.
+            cancelled = isinstance(exc, KeyboardInterrupt)
+            error = exc
+            raise
+        error = exc  # a tool's BaseException (pytest.fail, a greenlet exit) ends the run, as an error
     finally:
         await context.run_cleanups()
         if limit is not None or error is not None or cancelled:
@@ -213,6 +236,7 @@ async def send_request(
         )
     sent = time.perf_counter()
     response = await model.request(request, on_text)
+    response.usage = _with_missing_usage_estimated(response.usage, request, response, model)
     context.budget.charge(response.usage)
     if emit is not None:
         emit(
@@ -228,48 +252,196 @@ async def send_request(
     return response
 
 
+def _with_missing_usage_estimated(usage: Usage, request: ModelRequest, response: ModelResponse, model: Model) -> Usage:
+    """`usage`, with an offline estimate for the token counts the provider did not report.
+
+    A provider that sends no usage (an OpenAI-compatible server without `usage`, a stream cut short) would
+    otherwise be charged 0 tokens and $0, and no token or dollar limit could ever stop the run.
+    """
+    message = response.message
+    missing_input = usage.input_tokens == 0  # every real request has input tokens
+    missing_output = usage.output_tokens == 0 and bool(message.text or message.tool_calls)
+    if not (missing_input or missing_output):
+        return usage
+    estimate = usage.copy()
+    estimate.estimated = True
+    if missing_input:
+        estimate.input_tokens = estimate_request_tokens(request)
+    if missing_output:
+        estimate.output_tokens = estimate_message_tokens(message)
+    price = price_of(model)
+    estimate.cost_usd = None if price is None else price.cost(estimate)
+    return estimate
+
+
+class RunInterrupted(Exception):
+    """A KeyboardInterrupt inside a tool, carried to the loop as an exception asyncio does not re-raise.
+
+    asyncio lets a KeyboardInterrupt escape the event loop from whichever task raised it, past the run's own
+    handling; this one ends the run as cancelled instead.
+    """
+
+
+@dataclass(slots=True)
+class ToolTurn(Generic[OutputT]):
+    """What the tool calls of one model turn came to.
+
+    `results` has one result per call, in call order, each saying what happened to that call. `stop` is set
+    when the run cannot go on (its cancellation, Ctrl-C or a BaseException in a tool): by then every call of
+    the turn has finished or been stopped, and the loop raises `stop` once the results are recorded.
+    """
+
+    results: list[ToolResult]
+    output: FinalOutput[OutputT] | None = None
+    stop: BaseException | None = None
+
+
 async def run_tool_calls(
     agent: Agent[OutputT],
     calls: list[ToolCall],
     tools_by_name: dict[str, Tool],
     context: RunContext,
-) -> tuple[list[ToolResult], FinalOutput[OutputT] | None]:
+) -> ToolTurn[OutputT]:
     """Run every tool call of one model turn, concurrently, results in call order.
 
     A call to the output tool ends the run when its arguments are valid; the
-    other calls of that turn are then not run, and say so.
+    other calls of that turn are then not run, and say so. When one call ends
+    the run, its siblings are stopped, and waited for, before this returns: a
+    call must not go on acting after the transcript was written.
     """
     output_call = next((call for call in calls if call.name == OUTPUT_TOOL_NAME), None)
     if output_call is not None and agent.output_type is not None:
         output = FinalOutput.from_arguments(agent.output_type, output_call.arguments, output_call.invalid_arguments)
-        if output.valid:
-            return [_output_result(call, output_call) for call in calls], output
-        results = [_output_result(call, output_call, output.problem) for call in calls]
-        return results, output
+        problem = None if output.valid else output.problem
+        return ToolTurn([_output_result(call, output_call, problem) for call in calls], output)
+    progress: dict[str, CallProgress] = {}
+    turn_started = time.perf_counter()
     if len(calls) == 1:
-        return [await execute_tool_call(calls[0], tools_by_name, context)], None
-    limit = agent.max_tool_concurrency
-    if limit is None:
-        results = await asyncio.gather(*(execute_tool_call(c, tools_by_name, context) for c in calls))
+        # No siblings to stop: run it in this task (a task per call costs about a tenth of a step's CPU).
+        call = calls[0]
+        try:
+            return ToolTurn([await execute_tool_call(call, tools_by_name, context, progress)])
+        except BaseException as exc:  # noqa: BLE001 - recorded in the transcript, then raised by the loop
+            error = None if isinstance(exc, asyncio.CancelledError) else exc
+            reason = "the run was stopped (cancelled, or out of time)" if error is None else ""
+            result = _stopped_result(call, error, progress.get(call.id), tools_by_name.get(call.name), reason)
+            if call.id in progress:
+                _announce_stopped(call, result, context, time.perf_counter() - turn_started)
+            return ToolTurn([result], stop=exc)
+    semaphore = asyncio.Semaphore(agent.max_tool_concurrency or len(calls))
+
+    async def run_call(call: ToolCall) -> ToolResult:
+        async with semaphore:
+            return await execute_tool_call(call, tools_by_name, context, progress)
+
+    tasks = [asyncio.create_task(run_call(call), name=f"tool call {call.id} ({call.name})") for call in calls]
+    stop: BaseException | None = None
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    except asyncio.CancelledError as exc:
+        stop = exc  # the run is cancelled or out of time: stop the calls, record them, then let it end
+    if stop is None:
+        stop = next((task.exception() for task in tasks if _failed(task)), None)
+    if stop is None:
+        return ToolTurn([task.result() for task in tasks])
+    stop = await _stop_calls(tasks) or stop
+    reason = _stop_reason(stop, calls, tasks)
+    results = []
+    for call, task in zip(calls, tasks, strict=True):
+        if _succeeded(task):
+            results.append(task.result())
+            continue
+        error = None if task.cancelled() else task.exception()
+        result = _stopped_result(call, error, progress.get(call.id), tools_by_name.get(call.name), reason)
+        if call.id in progress:
+            _announce_stopped(call, result, context, time.perf_counter() - turn_started)
+        results.append(result)
+    return ToolTurn(results, stop=stop)
+
+
+def _succeeded(task: asyncio.Task[ToolResult]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is None
+
+
+def _failed(task: asyncio.Task[ToolResult]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is not None
+
+
+async def _stop_calls(tasks: list[asyncio.Task[ToolResult]]) -> asyncio.CancelledError | None:
+    """Cancel the calls still running and wait until each has ended.
+
+    A cancellation of the run that arrives meanwhile is returned, for the caller to raise.
+    """
+    for task in tasks:
+        task.cancel()
+    arrived: asyncio.CancelledError | None = None
+    while not all(task.done() for task in tasks):
+        try:
+            await asyncio.wait(tasks)
+        except asyncio.CancelledError as exc:
+            arrived = exc  # keep waiting: returning now would leave the calls running unseen
+    return arrived
+
+
+def _stop_reason(stop: BaseException, calls: list[ToolCall], tasks: list[asyncio.Task[ToolResult]]) -> str:
+    for call, task in zip(calls, tasks, strict=True):
+        if _failed(task) and task.exception() is stop:
+            return f"'{call.name}' (call {call.id}) failed and ended the run"
+    return "the run was stopped (cancelled, or out of time)"
+
+
+def _stopped_result(
+    call: ToolCall, error: BaseException | None, progress: CallProgress | None, tool: Tool | None, reason: str
+) -> ToolResult:
+    """The result of a call that did not finish on its own: it ended the run (`error`), or was stopped."""
+    if error is not None:
+        if isinstance(error, RunInterrupted):
+            return ToolResult(call.id, call.name, f"Stopped: {error}; the run was cancelled.", True)
+        return ToolResult(
+            call.id, call.name, f"Error: '{call.name}' raised {type(error).__name__}: {error}; the run ended.", True
+        )
+    if progress != "running":
+        return ToolResult(call.id, call.name, f"Not run: {reason}.", True)
+    if tool is not None and tool.runs_in_thread:
+        aftermath = "it runs in a thread, which cannot be stopped, and may still finish"
     else:
-        semaphore = asyncio.Semaphore(limit)
-
-        async def bounded(call: ToolCall) -> ToolResult:
-            async with semaphore:
-                return await execute_tool_call(call, tools_by_name, context)
-
-        results = await asyncio.gather(*(bounded(c) for c in calls))
-    return list(results), None
+        aftermath = "it may have done part of its work"
+    return ToolResult(call.id, call.name, f"Stopped before it finished: {reason}; {aftermath}.", True)
 
 
-async def execute_tool_call(call: ToolCall, tools_by_name: dict[str, Tool], context: RunContext) -> ToolResult:
-    """Run one tool call. Every failure becomes a result the model can read and act on."""
+def _announce_stopped(call: ToolCall, result: ToolResult, context: RunContext, duration: float) -> None:
+    # The call announced ToolCallStarted; say how it ended, so no call is left looking as if still running.
+    if context.emit is not None:
+        context.emit(
+            ToolCallFinished(
+                run_id=context.run_id, agent=context.agent.name, call=call, result=result, duration_seconds=duration
+            )
+        )
+
+
+CallProgress: TypeAlias = Literal["announced", "running"]
+"""How far a call got: ToolCallStarted sent, or the tool's function entered (so it may have had effects)."""
+
+
+async def execute_tool_call(
+    call: ToolCall,
+    tools_by_name: dict[str, Tool],
+    context: RunContext,
+    progress: dict[str, CallProgress] | None = None,
+) -> ToolResult:
+    """Run one tool call. Every failure becomes a result the model can read and act on.
+
+    Only what must end the run escapes: the run's cancellation, RunInterrupted (Ctrl-C in the tool) and
+    BaseExceptions other than SystemExit. `progress`, when given, records how far the call got.
+    """
+    progress = {} if progress is None else progress
     emit = context.emit
     agent_name = context.agent.name
     if emit is not None:
         emit(ToolCallStarted(run_id=context.run_id, agent=agent_name, call=call))
+    progress[call.id] = "announced"
     started = time.perf_counter()
-    content, is_error = await _tool_output(call, tools_by_name, context)
+    content, is_error = await _tool_output(call, tools_by_name, context, progress)
     result = ToolResult(call.id, call.name, content, is_error)
     # The context policy sees the whole output (to offload it); the size cap applies to what the model reads.
     policy = context.agent.context_policy
@@ -304,7 +476,9 @@ def _note_repeated_failure(call: ToolCall, result: ToolResult, context: RunConte
         )
 
 
-async def _tool_output(call: ToolCall, tools_by_name: dict[str, Tool], context: RunContext) -> tuple[str, bool]:
+async def _tool_output(
+    call: ToolCall, tools_by_name: dict[str, Tool], context: RunContext, progress: dict[str, CallProgress]
+) -> tuple[str, bool]:
     tool = tools_by_name.get(call.name)
     if tool is None:
         available = ", ".join(sorted(tools_by_name)) or "none"
@@ -329,6 +503,7 @@ async def _tool_output(call: ToolCall, tools_by_name: dict[str, Tool], context: 
             )
     timeout = tool.timeout if tool.timeout is not None else context.agent.tool_timeout
     deadline = asyncio.timeout(timeout)
+    progress[call.id] = "running"
     try:
         async with deadline:
             value = await tool.call(arguments, call, context)
@@ -338,7 +513,18 @@ async def _tool_output(call: ToolCall, tools_by_name: dict[str, Tool], context: 
         if deadline.expired():
             return f"Error: '{tool.name}' did not finish within {timeout:g} seconds and was stopped.", True
         return f"Error: '{tool.name}' failed with TimeoutError: {exc}", True
-    except Exception as exc:  # noqa: BLE001 - any tool failure goes back to the model
+    except asyncio.CancelledError as exc:
+        if _is_being_cancelled():
+            raise
+        # Nobody cancelled this call: the tool awaited something another task cancelled. That is the tool's
+        # failure, for the model to hear about, not a cancelled run.
+        return f"Error: '{tool.name}' failed with CancelledError: {exc or 'something it awaited was cancelled'}", True
+    except KeyboardInterrupt as exc:
+        raise RunInterrupted(f"'{tool.name}' was interrupted (KeyboardInterrupt)") from exc
+    except RunInterrupted:
+        raise  # from a sub-agent this tool ran: the whole tree stops
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - any tool failure goes back to the model
+        # SystemExit included: a tool (or a script it wraps) calling sys.exit() must not end the program.
         return f"Error: '{tool.name}' failed with {type(exc).__name__}: {exc}", True
     try:
         return render_tool_output(value), False
@@ -360,6 +546,11 @@ async def _ask_approval(tool: Tool, call: ToolCall, context: RunContext) -> appr
             )
         )
     return approval
+
+
+def _is_being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _describe_invalid_arguments(tool: Tool, exc: pydantic.ValidationError) -> str:

@@ -11,8 +11,11 @@ model can act on, never a crash of the run (see `loop.execute_tool_call`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import inspect
 import re
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, get_type_hints, overload
@@ -60,6 +63,11 @@ class Tool:
             )
         self.schema = ToolSchema(self.name, self.description, _compact_schema(self.args_model))
 
+    @property
+    def runs_in_thread(self) -> bool:
+        """Whether a call runs in a thread, which a timeout or cancellation cannot stop."""
+        return self.run_in_thread and not inspect.iscoroutinefunction(self.function)
+
     def validate(self, arguments: dict[str, Any]) -> pydantic.BaseModel:
         """The call's arguments, checked and converted. Raises pydantic.ValidationError."""
         return self.args_model.model_validate(arguments)
@@ -75,13 +83,46 @@ class Tool:
             return await self.function(**kwargs)
         if self.run_in_thread:
             # A sync tool may block (file or network I/O); a thread keeps the other agents moving.
-            # On timeout the thread cannot be killed: it is abandoned and may still finish in the background.
-            result = await asyncio.to_thread(self.function, **kwargs)
+            result = await run_in_daemon_thread(self.function, kwargs, name=f"retinue-tool-{self.name}")
         else:
             result = self.function(**kwargs)
         if inspect.isawaitable(result):  # a sync wrapper around an async function
             return await result
         return result
+
+
+async def run_in_daemon_thread(function: Callable[..., Any], kwargs: dict[str, Any], *, name: str) -> Any:
+    """`function(**kwargs)` in a new daemon thread, with the caller's context variables.
+
+    Unlike `asyncio.to_thread`, nothing waits for the thread: a thread cannot be
+    killed, so a call that timed out or was cancelled is abandoned (it may still
+    finish in the background), and neither `asyncio.run` nor the interpreter's
+    exit waits for it, as they would for the default executor's threads.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(value: Any, error: BaseException | None) -> None:
+        if done.done():  # the caller stopped waiting
+            return
+        if error is None:
+            done.set_result(value)
+        else:
+            done.set_exception(error)
+
+    def work() -> None:
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            value = context.run(function, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - SystemExit and the like are the caller's to judge
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop has closed: an abandoned call nobody waits for
+            loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=work, name=name, daemon=True).start()
+    return await done
 
 
 ToolFunction = Callable[..., Any] | Callable[..., Awaitable[Any]]

@@ -12,7 +12,9 @@ class Usage:
     `input_tokens` counts every prompt token, cached or not; `cache_read_tokens`
     and `cache_write_tokens` say how many of them hit or filled a prompt cache.
     `cost_usd` is None when any call's price was unknown: an unknown price is
-    never reported as free.
+    never reported as free. `estimated` is True when some call's provider
+    reported no token counts and the loop charged an offline estimate instead:
+    missing usage is never counted as zero.
     """
 
     input_tokens: int = 0
@@ -22,6 +24,7 @@ class Usage:
     reasoning_tokens: int = 0
     requests: int = 0
     cost_usd: float | None = 0.0
+    estimated: bool = False
 
     def add(self, other: Usage) -> None:
         """Add `other` into this usage in place."""
@@ -31,6 +34,7 @@ class Usage:
         self.cache_write_tokens += other.cache_write_tokens
         self.reasoning_tokens += other.reasoning_tokens
         self.requests += other.requests
+        self.estimated = self.estimated or other.estimated
         if self.cost_usd is None or other.cost_usd is None:
             self.cost_usd = None
         else:
@@ -50,6 +54,7 @@ class Usage:
             self.reasoning_tokens,
             self.requests,
             self.cost_usd,
+            self.estimated,
         )
 
     @property
@@ -58,9 +63,10 @@ class Usage:
 
     def describe(self) -> str:
         """A one-line summary for people: tokens and dollars."""
-        cost = "unknown cost" if self.cost_usd is None else f"${self.cost_usd:.4f}"
+        about = "~" if self.estimated else ""  # some counts are offline estimates
+        cost = "unknown cost" if self.cost_usd is None else f"{about}${self.cost_usd:.4f}"
         cached = f" ({self.cache_read_tokens} cached)" if self.cache_read_tokens else ""
         return (
-            f"{self.requests} requests, {self.input_tokens} input tokens{cached}, "
-            f"{self.output_tokens} output tokens, {cost}"
+            f"{self.requests} requests, {about}{self.input_tokens} input tokens{cached}, "
+            f"{about}{self.output_tokens} output tokens, {cost}"
         )
