@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from .accounting import UsageByAgent
     from .events import fan_out
     from .live_view import LiveView
+    from .redact import redact
 
     app = _load(args.app)
     architecture = _architecture(app, args.arch)
@@ -104,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
             max_cost_usd=args.max_cost if args.max_cost is not None else base.max_cost_usd,
         )
     full_prompt = f"{session.preface}\n\n{prompt}" if session.preface else prompt
-    print(f"{app.name} ({architecture}): {full_prompt}\n", file=sys.stderr)
+    # Terminals are scrolled back, shared and recorded: what is shown is masked like the trace.
+    print(redact(f"{app.name} ({architecture}): {full_prompt}\n"), file=sys.stderr)
 
     async def main() -> Any:
         from .models import http
@@ -133,13 +135,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_outcome(result: Any, report: str, usage_by_agent: dict[str, Any], *, recorded: bool) -> None:
+    from .redact import current_redactor
+
+    redact = current_redactor()
     out = sys.stdout
     print("\n" + ("=" * 72), file=out)
     if result.completed:
-        print(str(result.output), file=out)
+        print(redact(str(result.output)), file=out)
     else:
-        print(f"The run did not complete: {result.describe()}", file=out)
-    print("\n" + report, file=out)
+        print(redact(f"The run did not complete: {result.describe()}"), file=out)
+    print("\n" + redact(report), file=out)
     print("\nCost by agent:", file=out)
     for agent, usage in usage_by_agent.items():
         print(f"  {agent:<28} {usage.describe()}", file=out)

@@ -455,15 +455,26 @@ def _configure_ui(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("RETINUE_UI_TOKEN"),
         help="access token, required to listen on any address but loopback (default: $RETINUE_UI_TOKEN)",
     )
+    parser.add_argument(
+        "--model",
+        metavar="M",
+        action="append",
+        default=[],
+        help="a model the Replay button may use besides each call's recorded one (repeatable; $RETINUE_MODEL "
+        "is allowed too)",
+    )
 
 
 def _ui(args: argparse.Namespace) -> int:
     from .errors import ConfigurationError
+    from .models.resolve import MODEL_ENV_VAR
     from .ui.server import serve
 
+    configured = os.environ.get(MODEL_ENV_VAR, "").strip()
+    models = [*args.model, configured] if configured else args.model
     store = open_store(args, must_exist=False)
     try:
-        serve(store, host=args.host, port=args.port, token=args.token)
+        serve(store, host=args.host, port=args.port, token=args.token, models=models)
     except ConfigurationError as exc:
         raise CommandError(str(exc), exit_code=2) from exc
     finally:

@@ -42,7 +42,7 @@ from .messages import (
     ToolSchema,
     UserMessage,
 )
-from .models.base import Model, TextSink
+from .models.base import Model, TextSink, model_spec
 from .models.pricing import price_of
 from .output import OUTPUT_TOOL_NAME, FinalOutput, parse_text_output
 from .result import OutputT, RunResult
@@ -85,7 +85,7 @@ async def run_loop(
                 run_id=context.run_id,
                 agent=agent.name,
                 prompt=prompt,
-                model_id=model.model_id if model is not None else str(agent.model),
+                model_id=model_spec(model) if model is not None else str(agent.model),
                 parent_run_id=context.parent.run_id if context.parent else None,
                 parent_tool_call_id=context.tool_call_id,
                 depth=context.depth,
@@ -229,7 +229,7 @@ async def send_request(
                 run_id=context.run_id,
                 agent=agent_name,
                 turn=turn,
-                model_id=model.model_id,
+                model_id=model_spec(model),
                 request=request,
                 purpose=purpose,
             )

@@ -276,6 +276,7 @@ async def test_a_gateway_at_another_base_url_may_need_no_key(
     weather_request: ModelRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_COMPATIBLE_API_KEY", raising=False)
     async with FakeAnthropicServer(["ok"], api_key=None) as server:
         response = await AnthropicModel("claude-haiku-4-5", base_url=server.base_url).request(weather_request)
     assert response.message.text == "ok"
@@ -298,6 +299,7 @@ async def test_exact_token_counts_come_from_the_counting_endpoint(weather_reques
 
 async def test_counting_tokens_with_a_bad_key_is_an_authentication_error(weather_request: ModelRequest) -> None:
     async with FakeAnthropicServer([]) as server:
-        with pytest.raises(AuthenticationError, match="ANTHROPIC_API_KEY"):
+        # A server at another base URL takes its key from its own variable, which the message names.
+        with pytest.raises(AuthenticationError, match="ANTHROPIC_COMPATIBLE_API_KEY"):
             model = AnthropicModel("claude-sonnet-4-5", base_url=server.base_url, api_key="wrong-key")
             await model.count_tokens(weather_request)

@@ -117,7 +117,7 @@ class Provider:
 
 PROVIDERS = [
     Provider("openai", FakeOpenAIServer, "OPENAI_API_KEY", "OPENAI_COMPATIBLE_API_KEY"),
-    Provider("anthropic", FakeAnthropicServer, "ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"),
+    Provider("anthropic", FakeAnthropicServer, "ANTHROPIC_API_KEY", "ANTHROPIC_COMPATIBLE_API_KEY"),
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..errors import AuthenticationError, BadRequestError, ProviderUnavailableError, ResponseFormatError
 from ..messages import (
@@ -17,6 +18,7 @@ from ..messages import (
     ToolResultsMessage,
     UserMessage,
 )
+from ..redact import register_secret
 from ..usage import Usage
 from .base import TextSink
 from .http import Endpoint, StreamError, post_json, post_stream
@@ -25,6 +27,7 @@ from .pricing import Price, price_for
 ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 ANTHROPIC_VERSION = "2023-06-01"
 KEY_ENV_VAR = "ANTHROPIC_API_KEY"
+COMPATIBLE_KEY_ENV_VAR = "ANTHROPIC_COMPATIBLE_API_KEY"
 DEFAULT_MAX_TOKENS = 4096
 
 _EPHEMERAL = {"type": "ephemeral"}
@@ -47,6 +50,10 @@ class AnthropicModel:
     on the tools, the system prompt and the newest message, so every step of an
     agent reads the previous step's prefix from the cache at a tenth of the price.
     `timeout`, `max_retries` and `retry_backoff` work as for `OpenAIModel`.
+
+    A server at another `base_url` (a gateway, a proxy, a compatible server)
+    gets `api_key` or ANTHROPIC_COMPATIBLE_API_KEY: ANTHROPIC_API_KEY is only
+    ever sent to Anthropic.
     """
 
     def __init__(
@@ -67,9 +74,15 @@ class AnthropicModel:
         self.cache_prompt = cache_prompt
         self._model_id = f"anthropic:{model}"
         self._price = price if price is not None else price_for(self._model_id)
-        key = api_key if api_key is not None else os.environ.get(KEY_ENV_VAR)
+        self._is_anthropic = urlsplit(self.base_url).hostname == "api.anthropic.com"
+        # ANTHROPIC_API_KEY goes to Anthropic only: a server named by base_url gets its own key, never that one.
+        key_env_var = KEY_ENV_VAR if self._is_anthropic else COMPATIBLE_KEY_ENV_VAR
+        key = api_key if api_key is not None else os.environ.get(key_env_var)
+        if key:
+            # A key from code has no secret-named variable to be found by; it must be masked all the same.
+            register_secret(key)
         # A proxy or gateway at another base URL may hold the key itself.
-        self._missing_key = not key and self.base_url == ANTHROPIC_BASE_URL
+        self._missing_key = not key and self._is_anthropic
         request_headers = {
             "Content-Type": "application/json",
             "anthropic-version": ANTHROPIC_VERSION,
@@ -81,7 +94,7 @@ class AnthropicModel:
             provider="Anthropic",
             url=f"{self.base_url}/v1/messages",
             headers=request_headers,
-            key_env_var=KEY_ENV_VAR,
+            key_env_var=key_env_var,
             api_key=key,
             max_retries=max_retries,
             retry_backoff=retry_backoff,
@@ -97,6 +110,11 @@ class AnthropicModel:
     @property
     def model_id(self) -> str:
         return self._model_id
+
+    @property
+    def spec(self) -> str:
+        """The model string that resolves to this model again, its server included."""
+        return self._model_id if self.base_url == ANTHROPIC_BASE_URL else f"{self._model_id}@{self.base_url}"
 
     def __repr__(self) -> str:
         if self.base_url == ANTHROPIC_BASE_URL:

@@ -15,7 +15,8 @@ class Model(Protocol):
     """A language model that answers a `ModelRequest`.
 
     `model_id` is `provider:model` (for example `anthropic:claude-sonnet-4-5`);
-    it keys the price table and names the model in traces.
+    it keys the price table. Traces name the model by `model_spec()`, which adds
+    the server of a model at a custom base URL.
 
     When `on_text` is given the provider streams and calls it with each piece of
     answer text as it arrives; the returned response is complete either way.
@@ -27,3 +28,14 @@ class Model(Protocol):
     def model_id(self) -> str: ...
 
     async def request(self, request: ModelRequest, on_text: TextSink | None = None) -> ModelResponse: ...
+
+
+def model_spec(model: Model) -> str:
+    """The model string that names `model` in traces and resolves back to it for replays.
+
+    That is `model_id`, unless the model talks to a server of the user's
+    choosing: then its `spec` (`openai:qwen2.5@http://127.0.0.1:8080/v1`) keeps
+    the server, so a replay goes back to it rather than to the public provider.
+    """
+    spec = getattr(model, "spec", None)
+    return spec if isinstance(spec, str) and spec else model.model_id

@@ -7,8 +7,9 @@ warm connection and one `json.loads`, which is what keeps a model call far
 below a millisecond of client CPU.
 
 The API key lives only inside `Endpoint.headers`; `Endpoint` has no field repr,
-and every message built from a provider's answer is scrubbed of the key before
-it reaches an exception or a log line.
+and every message built from a provider's answer (error bodies, in-stream
+errors, broken events) is scrubbed of the key, and of every other secret
+`retinue.redact` knows, before it reaches an exception or a log line.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from ..errors import (
     RateLimitError,
     ResponseFormatError,
 )
+from ..redact import MASK, redact
 
 log = logging.getLogger("retinue.models")
 
@@ -142,10 +144,11 @@ class Endpoint:
         return other
 
     def scrub(self, text: str) -> str:
-        """`text` with the API key, should a server echo it, replaced."""
+        """`text` with the API key, should a server echo it, and any other known secret masked."""
+        # The key itself first: it may be shorter than the redactor's minimum secret length.
         if self._secret and self._secret in text:
-            return text.replace(self._secret, "[redacted]")
-        return text
+            text = text.replace(self._secret, MASK)
+        return redact(text)
 
 
 def proxy_for(url: str) -> str | None:
@@ -247,6 +250,8 @@ async def post_stream(endpoint: Endpoint, body: Mapping[str, Any], new_consumer:
                         retryable=True,
                     )
         except StreamError as exc:
+            # The consumer quotes what the server streamed, which may echo the key.
+            exc.error.args = (endpoint.scrub(str(exc.error)),)
             failure = _Failure(exc.error, retryable=exc.retryable)
         except (aiohttp.ClientError, TimeoutError) as exc:
             failure = _connection_failure(endpoint, exc)
@@ -353,7 +358,7 @@ async def _wait_before_retry(endpoint: Endpoint, failure: _Failure, attempt: int
     log.info(
         "%s request failed (%s); retry %d of %d in %.2f s",
         endpoint.provider,
-        failure.error,
+        endpoint.scrub(str(failure.error)),
         attempt + 1,
         endpoint.max_retries,
         delay,

@@ -18,6 +18,7 @@ from ..messages import (
     ToolResultsMessage,
     UserMessage,
 )
+from ..redact import register_secret
 from ..usage import Usage
 from .base import TextSink
 from .http import Endpoint, StreamError, post_json, post_stream
@@ -69,6 +70,9 @@ class OpenAIModel:
         # OPENAI_API_KEY goes to OpenAI only: a server named by base_url gets its own key, never that one.
         key_env_var = KEY_ENV_VAR if self._is_openai else COMPATIBLE_KEY_ENV_VAR
         key = api_key if api_key is not None else os.environ.get(key_env_var)
+        if key:
+            # A key from code has no secret-named variable to be found by; it must be masked all the same.
+            register_secret(key)
         self._missing_key = not key and self._is_openai
         request_headers = {"Content-Type": "application/json"}
         if key:
@@ -93,6 +97,11 @@ class OpenAIModel:
     @property
     def model_id(self) -> str:
         return self._model_id
+
+    @property
+    def spec(self) -> str:
+        """The model string that resolves to this model again, its server included."""
+        return self._model_id if self.base_url == OPENAI_BASE_URL else f"{self._model_id}@{self.base_url}"
 
     def __repr__(self) -> str:
         if self._is_openai:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigurationError
 from ..messages import ModelRequest, ModelResponse
-from ..models.base import Model
+from ..models.base import Model, model_spec
 from ..redact import redact
 from .records import ModelCallRecord
 from .sqlite import RunStore
@@ -31,6 +31,7 @@ class ReplayResult:
     request: ModelRequest
     """What was sent this time (the recorded request, with any edits)."""
     model_id: str
+    """The model it was sent to, as `model_spec` names it (with its server, if not the provider's own)."""
     response: ModelResponse
     diff: str
     """A unified diff from the recorded response to the new one; empty when they say the same."""
@@ -101,7 +102,7 @@ async def replay_call(
     return ReplayResult(
         call=call,
         request=request,
-        model_id=chosen.model_id,
+        model_id=model_spec(chosen),
         response=response,
         diff=response_diff(call.response, response),
     )

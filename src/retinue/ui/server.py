@@ -22,7 +22,7 @@ import ipaddress
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,10 @@ class UIServer:
             await agent.run(prompt, on_event=store.recorder(), approver=ui.approver())
 
     `resolve_model` turns a model string into a model for replays (by default
-    `retinue.models.resolve.resolve_model`).
+    `retinue.models.resolve.resolve_model`). A replay may use a call's recorded
+    model or one of `models`, the models the user configured; any other is
+    refused, since a model string names the host that receives the conversation
+    and, through the provider's key variable, possibly a key.
     """
 
     def __init__(
@@ -84,6 +87,7 @@ class UIServer:
         port: int = 8765,
         token: str | None = None,
         resolve_model: ModelResolver | None = None,
+        models: Iterable[str] = (),
         poll_interval: float = 0.25,
     ) -> None:
         if token is not None and len(token) < MIN_TOKEN_LENGTH:
@@ -103,6 +107,7 @@ class UIServer:
         self.token = token
         self.poll_interval = poll_interval
         self._resolve_model = resolve_model
+        self.models = tuple(dict.fromkeys(models))
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._changed = asyncio.Condition()
@@ -229,6 +234,8 @@ class UIServer:
             isinstance(descriptions, dict) and all(isinstance(value, str) for value in descriptions.values())
         ):
             raise web.HTTPBadRequest(text="tool_descriptions must map tool names to strings.")
+        if model is not None:
+            await self._require_allowed_model(call_id, model)
         try:
             result = await replay_call(
                 self.store,
@@ -253,6 +260,18 @@ class UIServer:
                 }
             )
         )
+
+    async def _require_allowed_model(self, call_id: int, model: str) -> None:
+        # Any local process can reach this endpoint, so the model string is not the caller's to choose freely.
+        call = await asyncio.to_thread(self.store.get_model_call, call_id)
+        if call is None:
+            raise web.HTTPNotFound(text="No such model call.")
+        allowed = dict.fromkeys((call.model_id, *self.models))
+        if model not in allowed:
+            raise web.HTTPBadRequest(
+                text=f"Refusing to replay on {model!r}: a replay may use only the recorded model or a model "
+                f"configured for this UI ({', '.join(allowed)}). Start `retinue ui --model {model}` to allow it."
+            )
 
     async def _decide(self, request: web.Request) -> web.StreamResponse:
         body = await _json_body(request)
@@ -363,9 +382,16 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def serve(store: RunStore, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None) -> None:
-    """Serve the UI until interrupted (what `retinue ui` runs)."""
-    server = UIServer(store, host=host, port=port, token=token)
+def serve(
+    store: RunStore,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    token: str | None = None,
+    models: Iterable[str] = (),
+) -> None:
+    """Serve the UI until interrupted (what `retinue ui` runs); replays may also use `models`."""
+    server = UIServer(store, host=host, port=port, token=token, models=models)
 
     async def main() -> None:
         async with server:
