@@ -37,9 +37,12 @@ Booking and cancelling charge or refund the traveller: the system asks the trave
 the booking tool when the traveller has said what they want, and never book or cancel for someone who has not
 authorised the person asking."""
 
-LEAD_INSTRUCTIONS = f"""You are a travel assistant. Understand what the traveller wants, get the facts from your
-specialists (ask several at once when their questions are independent), book what the traveller chose, and answer
-with a short plan: what you recommend or booked, with flight numbers, hotel names, dates and prices.
+LEAD_INSTRUCTIONS = f"""You are a travel assistant with four specialists: ask_flights, ask_hotels, ask_cars and
+ask_weather. Get the facts (flights, hotels, cars, prices, forecasts) from them, giving each the cities, dates,
+number of travellers and wishes it needs; ask several at once when their questions are independent. Then answer
+with a short plan: flight numbers, hotel names, dates and prices, as the specialists gave them.
+Book only what the traveller asked you to book, with the ids the specialists found. A booking that was not approved
+is not retried: say in your plan what you would book.
 Record decisions every specialist must respect (dates, cities, budget, chosen flight) with record_decision.
 {CONTEXT}"""
 

@@ -7,11 +7,12 @@ import importlib.metadata
 import re
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from local_tools import TIME_TOOL, TOOLS, WEATHER_TOOL, assert_valid_call
 
-from retinue.errors import BadRequestError, ConfigurationError, MissingDependencyError
+from retinue.errors import BadRequestError, ConfigurationError
 from retinue.messages import (
     AssistantMessage,
     ModelRequest,
@@ -326,7 +327,7 @@ async def test_the_chunked_gemma_weights_package_assembles_and_runs() -> None:
 async def test_missing_engine_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # makes `import llama_cpp` raise ImportError
 
-    with pytest.raises(MissingDependencyError) as raised:
+    with pytest.raises(ConfigurationError) as raised:
         await LocalModel().request(ask("Hello"))
 
     assert str(raised.value) == (
@@ -335,15 +336,16 @@ async def test_missing_engine_names_the_extra(monkeypatch: pytest.MonkeyPatch) -
     )
 
 
-async def test_missing_weights_name_the_weights_package(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_missing_weights_name_the_weights_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     pytest.importorskip("llama_cpp")
+    monkeypatch.setenv("RETINUE_MODEL_CACHE", str(tmp_path))  # no weights joined earlier
 
     def not_installed(name: str) -> importlib.metadata.Distribution:
         raise importlib.metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(importlib.metadata, "distribution", not_installed)
 
-    with pytest.raises(MissingDependencyError) as raised:
+    with pytest.raises(ConfigurationError) as raised:
         await LocalModel().request(ask("Hello"))
 
     weights_package = LOCAL_WEIGHTS_PACKAGES[DEFAULT_LOCAL_MODEL]
@@ -417,3 +419,70 @@ async def test_qwen_makes_valid_calls_of_the_right_tool_with_its_own_template() 
 
     assert "<tool_call>" in str(model._formatter.template)  # the real Qwen template, not a fallback
     assert chosen == [expected for _, expected in TOOL_PROMPTS[::3]]
+
+
+@local_model
+async def test_a_call_already_answered_is_not_made_again() -> None:
+    # Shown the result of its call, a small model tends to ask the same thing again; the answer is already there.
+    call = ToolCall("call_1", "get_weather", {"city": "Paris", "date": "2025-06-01"})
+    conversation = [
+        UserMessage("What's the weather in Paris on 2025-06-01?"),
+        AssistantMessage(tool_calls=[call]),
+        ToolResultsMessage([ToolResult("call_1", "get_weather", "Sunny, 24 degrees Celsius")]),
+    ]
+
+    response = await LocalModel(QWEN).request(ModelRequest(ASSISTANT, conversation, TOOLS, BOUNDED))
+
+    repeated = [
+        made for made in response.message.tool_calls if (made.name, made.arguments) == (call.name, call.arguments)
+    ]
+    assert repeated == []
+    assert response.message.tool_calls or response.message.text.strip()
+
+
+@local_model
+async def test_agents_taking_turns_reuse_their_own_prompt_prefix() -> None:
+    # Two agents with different instructions alternate on one engine, as a lead and its specialist do.
+    lead = LocalModel(QWEN)
+    specialist = LocalModel(QWEN)
+    lead_instructions = "You are the lead of a travel team. " + "Plan trips with care and check every date. " * 40
+    specialist_instructions = "You are the weather specialist. " + "Answer with the forecast only. " * 40
+
+    def turn(instructions: str, question: str) -> ModelRequest:
+        return ModelRequest(instructions, [UserMessage(question)], [], ModelSettings(max_tokens=8))
+
+    await lead.request(turn(lead_instructions, "Plan Paris."))
+    await specialist.request(turn(specialist_instructions, "Weather in Paris?"))
+    cache = lead._engine.prefix_cache if lead._engine else None
+    assert cache is not None
+    restored_before = cache.restored_tokens
+    reply = await lead.request(turn(lead_instructions, "Plan Rome."))
+
+    # The lead's instructions (hundreds of tokens) came back from the saved state instead of being decoded again.
+    assert cache.restored_tokens - restored_before > 300
+    assert reply.message.text.strip()
+
+
+@local_model
+async def test_a_repeated_request_samples_the_same_reply_whether_its_prefix_was_cached_or_not() -> None:
+    model = LocalModel(QWEN, seed=3, temperature=0.9)
+    request = ModelRequest(ASSISTANT, [UserMessage("Name three rivers.")], [], ModelSettings(max_tokens=24))
+
+    first = await model.request(request)  # decoded from scratch (or from another test's prefix)
+    second = await model.request(request)  # every token but the last comes from the cache
+
+    assert first.message.text == second.message.text
+
+
+def test_the_grammar_of_every_travel_tool_parses_with_bounded_free_text() -> None:
+    llama_cpp = pytest.importorskip("llama_cpp")
+    from retinue.models.local import _HermesToolCalls, _JsonEnvelope
+    from retinue_travel.tools import all_tools
+    from retinue_travel.world import TravelWorld
+
+    schemas = [item.schema for item in all_tools(TravelWorld(seed=0))]
+    for reply_format in (_JsonEnvelope(), _HermesToolCalls(template_lists_tools=True)):
+        grammar = reply_format.grammar(llama_cpp, schemas, required=False)
+        # llama.cpp's own parser accepts it (a schema maxLength, expanded by llama-cpp-python, crashed it)
+        assert llama_cpp.LlamaGrammar.from_string(grammar, verbose=False) is not None
+        assert re.search(r"char\{0,\d+\}", grammar), "free-text arguments must be bounded"

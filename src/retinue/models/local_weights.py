@@ -55,7 +55,7 @@ QWEN_CODER_15B = ChunkedWeights(
     version="0.2.0",
     size=1_117_320_768,
     sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-    extra="local-qwen-15b",
+    extra="local",
 )
 
 WeightsSource = str | ChunkedWeights
@@ -68,8 +68,8 @@ LOCAL_WEIGHTS: dict[str, WeightsSource] = {
 }
 """Short model names and where each one's GGUF weights come from."""
 
-DEFAULT_LOCAL_MODEL = "smollm2-135m"
-"""The model `LocalModel()` runs when no name or path is given."""
+DEFAULT_LOCAL_MODEL = "qwen2.5-coder-1.5b"
+"""The model `LocalModel()` runs when no name or path is given (see the README for why this one)."""
 
 CACHE_ENV_VAR = "RETINUE_MODEL_CACHE"
 
