@@ -5,7 +5,7 @@ but not promised to stay put.
 """
 
 from .agent import Agent
-from .approvals import Approval, ApprovalRequest, Approver, approve_all, deny_all, terminal_approver
+from .approvals import Approval, ApprovalRequest, Approver, approve_all, deny_all, terminal_approver, unattended
 from .errors import RetinueError, ToolError
 from .events import Event
 from .limits import LimitReached, Limits
@@ -54,6 +54,7 @@ __all__ = [
     "deny_all",
     "terminal_approver",
     "tool",
+    "unattended",
 ]
 
 __version__ = "0.1.0"

@@ -302,7 +302,7 @@ def _architecture(app: App, name: str | None) -> str:
 
 
 def _approver(choice: str, store: Any) -> Approver:
-    from .approvals import approve_all, deny_all, terminal_approver
+    from .approvals import approve_all, terminal_approver, unattended
 
     if choice == "ui":
         from .ui.approver import UIApprover
@@ -312,11 +312,14 @@ def _approver(choice: str, store: Any) -> Approver:
     if choice == "all":
         return approve_all
     if choice == "none":
-        return deny_all
+        return unattended
     if not sys.stdin.isatty():
         print(
-            "note: no terminal to ask for approvals, so bookings will be refused (use --approve all)", file=sys.stderr
+            "note: no terminal to ask for approvals, so the assistant plans without booking (use --approve all "
+            "to let it book)",
+            file=sys.stderr,
         )
+        return unattended
     return terminal_approver
 
 

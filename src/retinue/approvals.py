@@ -73,6 +73,16 @@ def deny_all(request: ApprovalRequest) -> Approval:
     return Approval(False, "denied by policy (deny_all)")
 
 
+def unattended(request: ApprovalRequest) -> Approval:
+    """Nobody is there to approve: a run with this approver is not offered the tools that need approval.
+
+    The model is told which actions are unavailable and why, instead of spending turns on calls that can only be
+    refused (a small model retries them in other forms). A call that still arrives (from a sandboxed script, or
+    a tool list built elsewhere) is refused.
+    """
+    return Approval(False, "nobody is attending this run to approve it")
+
+
 async def terminal_approver(request: ApprovalRequest) -> Approval:
     """Ask the person at the terminal; anything but yes is a no."""
     if not sys.stdin.isatty():

@@ -69,7 +69,7 @@ async def run_loop(
     outside any tool, propagates (after RunFinished has recorded how the run ended).
     """
     started = time.perf_counter()
-    tools = agent.tools_for_run()
+    tools = tuple(t for t in agent.tools_for_run() if t.name not in _unavailable_actions(agent, context))
     tools_by_name = {t.name: t for t in tools}
     schemas = [t.schema for t in tools]  # one list for every request of the run: the stable prefix
     messages = context.messages
@@ -197,8 +197,15 @@ async def call_model(
     limits = budget.limits
     if limits.answer_on_last_turn and budget.turns == limits.max_turns and schemas:
         settings = dataclasses.replace(settings, tool_choice="none")
+    instructions = agent.instructions_for(context)
+    unavailable = _unavailable_actions(agent, context)
+    if unavailable:
+        instructions += (
+            f"\n\nNobody is attending this session to approve actions, so these are unavailable: "
+            f"{', '.join(unavailable)}. Say what you would do with them instead."
+        )
     request = ModelRequest(
-        instructions=agent.instructions_for(context),
+        instructions=instructions,
         messages=list(messages),
         tools=schemas,
         settings=settings,
@@ -206,6 +213,13 @@ async def call_model(
     response = await send_request(context, model, request, on_text)
     messages.append(response.message)
     return response
+
+
+def _unavailable_actions(agent: Agent[Any], context: RunContext) -> list[str]:
+    """The tools needing approval, when nobody can give it (the `unattended` approver): they are not offered."""
+    if context.approver is not approvals.unattended:
+        return []
+    return [t.name for t in agent.tools_for_run() if t.requires_approval]
 
 
 async def send_request(

@@ -7,7 +7,7 @@ and the model is told why. An approver is any sync or async function of an
 
 import asyncio
 
-from retinue import Agent, Approval, ApprovalRequest, approve_all, deny_all, tool
+from retinue import Agent, Approval, ApprovalRequest, approve_all, deny_all, tool, unattended
 from retinue.approvals import NO_APPROVER_REASON
 from retinue.events import ApprovalRequested, ApprovalResolved, Event, ToolCallFinished
 from retinue.messages import ToolResult, ToolResultsMessage
@@ -139,3 +139,26 @@ async def test_an_approver_that_raises_refuses_the_call_and_the_run_goes_on() ->
     assert result.status == "completed"
     assert booked == []
     assert "the approver failed (RuntimeError: approval service down)" in result_seen(model).content
+
+
+async def test_an_unattended_run_is_not_offered_what_nobody_can_approve() -> None:
+    @tool(requires_approval=True)
+    def book_flight(flight: str) -> str:
+        """Book a flight (charges the card)."""
+        return f"booked {flight}"
+
+    @tool
+    def search_flights(city: str) -> str:
+        """Flights to a city."""
+        return "AF123 at 09:00"
+
+    model = ScriptedModel(["I would book AF123."])
+    agent = Agent("booker", model=model, tools=[book_flight, search_flights])
+
+    result = await agent.run("Book a flight to Paris", approver=unattended)
+
+    # The model plans instead of spending turns on bookings that could only be refused, and it is told why.
+    assert result.output == "I would book AF123."
+    request = model.requests[0]
+    assert [schema.name for schema in request.tools] == ["search_flights"]
+    assert "unavailable: book_flight" in request.instructions
