@@ -9,6 +9,7 @@ ended, and must never leave work running behind the caller's back.
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -197,17 +198,23 @@ def test_system_exit_in_a_tool_is_a_tool_error_the_model_sees() -> None:
     assert sent.results[0].is_error and sent.results[0].content.startswith("Error: 'quits' failed with SystemExit")
 
 
-def test_keyboard_interrupt_in_a_tool_ends_the_run_as_cancelled_without_raising() -> None:
-    finished: list[RunFinished] = []
+@tool
+async def interrupted() -> str:
+    """Be interrupted by Ctrl-C."""
+    raise KeyboardInterrupt
 
-    @tool
-    async def interrupted() -> str:
-        """Be interrupted by Ctrl-C."""
-        raise KeyboardInterrupt
 
+def collect_run_finished(finished: list[RunFinished]) -> Callable[[Event], None]:
     def on_event(event: Event) -> None:
         if isinstance(event, RunFinished):
             finished.append(event)
+
+    return on_event
+
+
+def test_keyboard_interrupt_in_a_tool_ends_the_run_as_cancelled_without_raising() -> None:
+    finished: list[RunFinished] = []
+    on_event = collect_run_finished(finished)
 
     model = ScriptedModel([call("interrupted"), "unreachable"])
     try:
@@ -224,15 +231,7 @@ def test_keyboard_interrupt_in_a_sub_agents_tool_stops_the_whole_tree() -> None:
     from retinue.architectures import lead_agent
 
     finished: list[RunFinished] = []
-
-    @tool
-    async def interrupted() -> str:
-        """Be interrupted by Ctrl-C."""
-        raise KeyboardInterrupt
-
-    def on_event(event: Event) -> None:
-        if isinstance(event, RunFinished):
-            finished.append(event)
+    on_event = collect_run_finished(finished)
 
     helper = Agent("helper", model=ScriptedModel([call("interrupted"), "unreachable"]), tools=[interrupted])
     lead_model = ScriptedModel([call("ask_helper", question="?"), "unreachable"])
