@@ -39,7 +39,9 @@ class TravelApp:
             lines += [f"- {describe_booking(booking)}" for booking in delta["removed"]]
             return "Bookings changed:\n" + "\n".join(lines) if lines else "No bookings were made or cancelled."
 
-        preface = f"(I am {profile.name}, traveller id {profile.traveller_id}, home airport {profile.home_airport}.)"
+        # Who is asking, and nothing more: a home airport here (no traveller lives in San Francisco) made the
+        # 1.5B search from it when the request said "from SFO".
+        preface = f"(I am {profile.name}, traveller id {profile.traveller_id}.)"
         return AppSession(agent, report=report, close=world.close, preface=preface)
 
     def eval_tasks(self) -> Sequence[EvalTask]:

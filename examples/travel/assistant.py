@@ -20,6 +20,7 @@ from typing import Any, Literal
 from retinue import Agent, Limits
 from retinue.approvals import Approval, ApprovalRequest, Approver, ask
 from retinue.architectures import ScriptingEnvironment, clone_tool, lead_agent
+from retinue.messages import ModelSettings
 from retinue.models.base import Model
 from retinue.tools import Tool
 
@@ -42,8 +43,9 @@ authorised the person asking."""
 # traveller's bookings and booked a flight from one of them.
 LEAD_INSTRUCTIONS = f"""You are a travel assistant. Only your specialists can search: ask_flights finds flights,
 ask_hotels hotels, ask_cars rental cars, ask_weather forecasts. For a trip request, your first step is to ask them,
-giving each the cities, dates and wishes; ask several at once when you can. Then answer with a short plan naming the
-flight numbers, hotel names, dates and prices they found.
+giving each the cities, dates and wishes. A trip plan needs a flight there, a flight back and a hotel for the nights
+in between, so ask ask_flights and ask_hotels before you answer. Then answer with a short plan naming the flight
+numbers, hotel names, dates and prices they found.
 Bookings: book only an option a specialist found and the traveller explicitly chose; a plan is not a booking. A
 booking that was not approved is not retried: say in your plan what you would book.
 Record decisions every specialist must respect (dates, cities, budget, chosen flight) with record_decision.
@@ -74,6 +76,10 @@ it, fix it until it works, and book through the host API what the traveller chos
 flight numbers, hotel names, dates and prices.
 {CONTEXT}"""
 
+# A specialist's reply is a tool call or a brief answer: 400 tokens hold either. Unbounded, Qwen2.5-Coder-1.5B once
+# spent its whole 1,024-token allowance (several minutes on 2 cores) on one specialist answer.
+SPECIALIST_SETTINGS = ModelSettings(max_tokens=400)
+
 # Twelve model calls per agent and user message are plenty for these tasks; the last one must be an answer.
 DEFAULT_LIMITS = Limits(max_turns=12, answer_on_last_turn=True)
 
@@ -97,6 +103,7 @@ def build_assistant(
                 model=model,
                 tools=tools[domain],
                 limits=limits,
+                settings=SPECIALIST_SETTINGS,
             )
             for domain in ("flights", "hotels", "cars", "weather")
         ]

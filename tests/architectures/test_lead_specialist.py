@@ -44,6 +44,31 @@ async def test_the_lead_sees_the_specialists_answer_but_not_its_working_context(
     assert "seat map" not in str(lead_model.requests[1].messages)
 
 
+async def test_a_specialist_reads_the_users_own_words_below_the_leads_question() -> None:
+    # A small lead paraphrases "3 days from the 12th" as "a hotel in New York"; the specialist still sees the dates.
+    hotels_model = ScriptedModel(["The Pierre, $410 a night."])
+    hotels = Agent(name="hotels", model=hotels_model)
+    lead_model = ScriptedModel([call("ask_hotels", question="A hotel in New York?"), "The Pierre."])
+    lead = lead_agent("lead", specialists=[hotels], model=lead_model, share_decisions=False)
+
+    await lead.run("Plan a 3-day trip from SFO to New York leaving 2026-12-12.")
+
+    prompt = last_user_text(hotels_model.requests[0])
+    assert prompt.startswith("A hotel in New York?")
+    assert "in the user's words:\nPlan a 3-day trip from SFO to New York leaving 2026-12-12." in prompt
+
+
+async def test_a_lead_can_keep_the_users_words_from_its_specialists() -> None:
+    hotels_model = ScriptedModel(["The Pierre."])
+    hotels = Agent(name="hotels", model=hotels_model)
+    lead_model = ScriptedModel([call("ask_hotels", question="A hotel in New York?"), "The Pierre."])
+    lead = lead_agent("lead", specialists=[hotels], model=lead_model, share_decisions=False, share_request=False)
+
+    await lead.run("Plan a 3-day trip, and keep my name out of it: Ada Lovelace.")
+
+    assert last_user_text(hotels_model.requests[0]) == "A hotel in New York?"
+
+
 async def test_a_specialist_is_described_to_the_lead_by_its_domain() -> None:
     lead = lead_agent("lead", specialists=[flights], model=ScriptedModel(["ok"]))
     schema = next(t.schema for t in lead.tools if t.name == "ask_flights")

@@ -93,8 +93,8 @@ def record_decision_tool(*, can_overrule: bool) -> Tool:
         """Record a decision every agent on this task must respect, such as a date, a city, a budget or a chosen flight.
 
         Args:
-            topic: What was decided, in a few words, e.g. "return date" or "outbound flight".
-            value: The decision, e.g. "2026-12-14" or "UA 1142 SFO-JFK 08:05".
+            topic: What the decision is about, in a few words (a date, a flight, a hotel, a budget).
+            value: The decision itself, exactly as found or as the user said it.
             note: Why, or anything the other agents should know about it.
         """
         record = DecisionRecord.of(context)

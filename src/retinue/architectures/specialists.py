@@ -9,6 +9,9 @@ Specialists asked in one model turn run concurrently, like any tool calls.
 With a shared decision record (the default), the lead and its specialists
 share what has been decided: each specialist reads the record with its
 question and can add to it, and conflicting decisions are flagged to the lead.
+With the request shared (also the default), each specialist also reads the
+user's own words: a lead's paraphrase loses facts (dates, how many travel) and
+adds guesses, and a specialist that only sees the paraphrase searches for them.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import pydantic
 
 from ..agent import Agent
 from ..errors import ToolError
-from ..messages import ToolCall
+from ..messages import ToolCall, UserMessage
 from ..run_context import RunContext
 from ..tools import Tool, ToolFunction
 from .decisions import DecisionRecord, record_decision_tool
@@ -30,15 +33,24 @@ from .subagents import answer_text, describe_ending, run_sub_agent
 
 class SpecialistQuestion(pydantic.BaseModel):
     question: str = pydantic.Field(
-        description="What you need from the specialist, with every fact and constraint it needs to answer."
+        description="What you need from the specialist, with the facts it needs from the request (places, dates, "
+        "travellers, wishes). Add no constraint the user did not give."
     )
 
 
-def specialist(agent: Agent[Any], *, description: str | None = None, share_decisions: bool = True) -> Tool:
+def specialist(
+    agent: Agent[Any],
+    *,
+    description: str | None = None,
+    share_decisions: bool = True,
+    share_request: bool = True,
+) -> Tool:
     """Expose `agent` to a lead as the tool `ask_<agent.name>`.
 
     The tool's description is `description`, else the agent's own
-    `description`: say what the specialist knows and can do.
+    `description`: say what the specialist knows and can do. With
+    `share_request`, the specialist reads the lead's latest user message below
+    the lead's question.
     """
     consulted = agent
     if share_decisions and not any(t.name == "record_decision" for t in agent.tools_for_run()):
@@ -48,8 +60,11 @@ def specialist(agent: Agent[Any], *, description: str | None = None, share_decis
 
     async def ask_specialist(context: RunContext, call: ToolCall, question: str) -> str:
         prompt = question
+        request = _latest_request(context) if share_request else None
+        if request is not None and request.strip() != question.strip():
+            prompt += f"\n\nThe request this is for, in the user's words:\n{request}"
         if share_decisions:
-            prompt = f"{question}\n\nDecisions already made on this task:\n{DecisionRecord.of(context).render()}"
+            prompt += f"\n\nDecisions already made on this task:\n{DecisionRecord.of(context).render()}"
         record = DecisionRecord.of(context)
         conflicts_before = len(record.conflicts)
         result = await run_sub_agent(consulted, prompt, context, call, kind="specialist")
@@ -80,18 +95,26 @@ def lead_agent(
     instructions: str = "",
     tools: Sequence[Tool | ToolFunction] = (),
     share_decisions: bool = True,
+    share_request: bool = True,
     **agent_options: Any,
 ) -> Agent[Any]:
     """A lead that can consult each of `specialists`, and record decisions they must all respect."""
     # Specialists first: delegating is the lead's job, and models (small ones above all) favour the tools
     # they read first.
     lead_tools: list[Tool | ToolFunction] = [
-        specialist(member, share_decisions=share_decisions) for member in specialists
+        specialist(member, share_decisions=share_decisions, share_request=share_request) for member in specialists
     ]
     if share_decisions:
         lead_tools.append(record_decision_tool(can_overrule=True))
     lead_tools += tools
     return Agent(name=name, instructions=instructions, tools=lead_tools, **agent_options)
+
+
+def _latest_request(context: RunContext) -> str | None:
+    for message in reversed(context.messages):
+        if isinstance(message, UserMessage):
+            return message.content
+    return None
 
 
 def _tool_safe(name: str) -> str:

@@ -234,14 +234,28 @@ def _bounded_free_text(gbnf: str) -> str:
 
 
 def _example_call(tool: ToolSchema) -> str:
-    properties: dict[str, Any] = _arguments_schema(tool).get("properties", {})
+    """A call of `tool` with its required arguments as placeholders, then its optional ones named.
+
+    Shown every argument in the example, Qwen2.5-Coder-1.5B filled them all with invented values (2 passengers,
+    3 rooms, a price cap) for a request that asked for none of them.
+    """
+    arguments = _arguments_schema(tool)
+    properties: dict[str, Any] = arguments.get("properties", {})
+    required = set(arguments.get("required", ()))
     placeholders = []
+    optional = []
     for name, schema in properties.items():
         label = schema.get("description") or name
         kind = schema.get("type", "string")
+        if name not in required:
+            optional.append(f"{name} ({label})")
+            continue
         placeholder = f'"<{label}>"' if kind == "string" else f"<{label} ({kind})>"
         placeholders.append(f"{json.dumps(name)}: {placeholder}")
-    return f'{{"tool": {json.dumps(tool.name)}, "arguments": {{{", ".join(placeholders)}}}}}'
+    example = f'{{"tool": {json.dumps(tool.name)}, "arguments": {{{", ".join(placeholders)}}}}}'
+    if optional:
+        example += "\n  optional arguments, only when the request asks for them: " + "; ".join(optional)
+    return example
 
 
 @dataclass(slots=True)
@@ -758,7 +772,7 @@ class LocalModel:
             parsed = _ParsedReply(text=generation.text, complete=not generation.hit_token_limit)
         else:
             parsed = reply_format.parse(generation.text)
-            repeated = _repeated_call(parsed, request.messages)
+            repeated = _repeated_call(parsed, request.messages) or _overused_tool(parsed, request.messages)
             others = [tool for tool in tools if tool.name != repeated] if repeated else tools
             if repeated and (others or not required):
                 # Small models, shown a result, tend to ask for it again with the same arguments (Qwen2.5-Coder-0.5B
@@ -848,6 +862,28 @@ def _repeated_call(parsed: _ParsedReply, history: list[Message]) -> str | None:
             for earlier in message.tool_calls:
                 if earlier.name == call.name and json.dumps(earlier.arguments, sort_keys=True) == key:
                     return call.name
+    return None
+
+
+# A small model that has called one tool on this many turns in a row is stuck on it: Qwen2.5-Coder-1.5B, as a lead,
+# recorded "return date" eight times running with a new date each time, and never answered.
+_MAX_TURNS_ON_ONE_TOOL = 3
+
+
+def _overused_tool(parsed: _ParsedReply, history: list[Message]) -> str | None:
+    """The name of the tool `parsed` calls if the model called only it on each of its last few turns."""
+    if len(parsed.tool_calls) != 1:
+        return None
+    name = parsed.tool_calls[0].name
+    streak = 0
+    for message in reversed(history):
+        if not isinstance(message, AssistantMessage):
+            continue
+        if not message.tool_calls or any(call.name != name for call in message.tool_calls):
+            break
+        streak += 1
+        if streak >= _MAX_TURNS_ON_ONE_TOOL:
+            return name
     return None
 
 
