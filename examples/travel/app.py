@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from retinue.approvals import Approver, approve_all
+from retinue.approvals import Approver, approve_all, unattended
 from retinue.apps import AppSession
 from retinue.evals import Episode, EvalTask
 from retinue.models.base import Model
@@ -40,8 +40,13 @@ class TravelApp:
             return "Bookings changed:\n" + "\n".join(lines) if lines else "No bookings were made or cancelled."
 
         # Who is asking, and nothing more: a home airport here (no traveller lives in San Francisco) made the
-        # 1.5B search from it when the request said "from SFO".
-        preface = f"(I am {profile.name}, traveller id {profile.traveller_id}.)"
+        # 1.5B search from it when the request said "from SFO". With nobody to approve bookings the answer is a
+        # plan, and the traveller id only sent the 1.5B to look up the traveller's old bookings.
+        preface = (
+            f"(I am {profile.name}.)"
+            if approver is unattended
+            else f"(I am {profile.name}, traveller id {profile.traveller_id}.)"
+        )
         return AppSession(agent, report=report, close=world.close, preface=preface)
 
     def eval_tasks(self) -> Sequence[EvalTask]:

@@ -69,6 +69,20 @@ async def test_a_lead_can_keep_the_users_words_from_its_specialists() -> None:
     assert last_user_text(hotels_model.requests[0]) == "A hotel in New York?"
 
 
+async def test_each_answer_names_the_specialists_not_yet_asked_about_the_request() -> None:
+    team = [Agent(name=domain, model=ScriptedModel([f"{domain} answer"] * 2)) for domain in ("flights", "hotels")]
+    lead_model = ScriptedModel(
+        [call("ask_flights", question="SFO to JFK?"), call("ask_hotels", question="Midtown?"), "Planned."]
+    )
+    lead = lead_agent("lead", specialists=team, model=lead_model, share_decisions=False)
+
+    await lead.run("Plan my trip to New York.")
+
+    [after_flights] = tool_results(lead_model.requests[1])
+    assert after_flights == "flights answer\n\nNot asked yet about this request: ask_hotels (ask those it needs)."
+    assert tool_results(lead_model.requests[2])[-1] == "hotels answer"
+
+
 async def test_a_specialist_is_described_to_the_lead_by_its_domain() -> None:
     lead = lead_agent("lead", specialists=[flights], model=ScriptedModel(["ok"]))
     schema = next(t.schema for t in lead.tools if t.name == "ask_flights")

@@ -24,7 +24,7 @@ import pydantic
 
 from ..agent import Agent
 from ..errors import ToolError
-from ..messages import ToolCall, UserMessage
+from ..messages import AssistantMessage, ToolCall, UserMessage
 from ..run_context import RunContext
 from ..tools import Tool, ToolFunction
 from .decisions import DecisionRecord, record_decision_tool
@@ -44,13 +44,15 @@ def specialist(
     description: str | None = None,
     share_decisions: bool = True,
     share_request: bool = True,
+    teammates: Sequence[str] = (),
 ) -> Tool:
     """Expose `agent` to a lead as the tool `ask_<agent.name>`.
 
     The tool's description is `description`, else the agent's own
     `description`: say what the specialist knows and can do. With
     `share_request`, the specialist reads the lead's latest user message below
-    the lead's question.
+    the lead's question. `teammates` are the lead's other `ask_` tools: the
+    answer ends by naming those not yet asked about the latest request.
     """
     consulted = agent
     if share_decisions and not any(t.name == "record_decision" for t in agent.tools_for_run()):
@@ -75,6 +77,9 @@ def specialist(
             answer += f"\n\nDecision conflicts raised by {agent.name}:\n{listed}"
         if not result.completed:
             raise ToolError(f"the {agent.name} specialist did not finish ({describe_ending(result)}). {answer}".strip())
+        unasked = [name for name in teammates if name != tool_name and not _asked_since_request(context, name)]
+        if unasked:
+            answer += f"\n\nNot asked yet about this request: {', '.join(unasked)} (ask those it needs)."
         return answer
 
     return Tool(
@@ -96,13 +101,20 @@ def lead_agent(
     tools: Sequence[Tool | ToolFunction] = (),
     share_decisions: bool = True,
     share_request: bool = True,
+    remind_unasked: bool = True,
     **agent_options: Any,
 ) -> Agent[Any]:
-    """A lead that can consult each of `specialists`, and record decisions they must all respect."""
+    """A lead that can consult each of `specialists`, and record decisions they must all respect.
+
+    With `remind_unasked`, each specialist's answer ends by naming the specialists not yet asked about the
+    latest request: Qwen2.5-Coder-1.5B, as a travel lead, asked for flights and then answered without a hotel.
+    """
     # Specialists first: delegating is the lead's job, and models (small ones above all) favour the tools
     # they read first.
+    team = ["ask_" + _tool_safe(member.name) for member in specialists] if remind_unasked else []
     lead_tools: list[Tool | ToolFunction] = [
-        specialist(member, share_decisions=share_decisions, share_request=share_request) for member in specialists
+        specialist(member, share_decisions=share_decisions, share_request=share_request, teammates=team)
+        for member in specialists
     ]
     if share_decisions:
         lead_tools.append(record_decision_tool(can_overrule=True))
@@ -115,6 +127,15 @@ def _latest_request(context: RunContext) -> str | None:
         if isinstance(message, UserMessage):
             return message.content
     return None
+
+
+def _asked_since_request(context: RunContext, tool_name: str) -> bool:
+    for message in reversed(context.messages):
+        if isinstance(message, UserMessage):
+            return False
+        if isinstance(message, AssistantMessage) and any(call.name == tool_name for call in message.tool_calls):
+            return True
+    return False
 
 
 def _tool_safe(name: str) -> str:
