@@ -57,17 +57,17 @@ def specialist(
     consulted = agent
     if share_decisions and not any(t.name == "record_decision" for t in agent.tools_for_run()):
         consulted = agent.override(tools=[*agent.tools, record_decision_tool(can_overrule=False)])
-    tool_name = "ask_" + _tool_safe(agent.name)
+    tool_name = _ask_tool_name(agent)
     domain = description or agent.description or f"Ask the {agent.name} specialist."
 
     async def ask_specialist(context: RunContext, call: ToolCall, question: str) -> str:
+        record = DecisionRecord.of(context)
         prompt = question
         request = _latest_request(context) if share_request else None
         if request is not None and request.strip() != question.strip():
             prompt += f"\n\nThe request this is for, in the user's words:\n{request}"
         if share_decisions:
-            prompt += f"\n\nDecisions already made on this task:\n{DecisionRecord.of(context).render()}"
-        record = DecisionRecord.of(context)
+            prompt += f"\n\nDecisions already made on this task:\n{record.render()}"
         conflicts_before = len(record.conflicts)
         result = await run_sub_agent(consulted, prompt, context, call, kind="specialist")
         answer = answer_text(result)
@@ -77,7 +77,8 @@ def specialist(
             answer += f"\n\nDecision conflicts raised by {agent.name}:\n{listed}"
         if not result.completed:
             raise ToolError(f"the {agent.name} specialist did not finish ({describe_ending(result)}). {answer}".strip())
-        unasked = [name for name in teammates if name != tool_name and not _asked_since_request(context, name)]
+        asked = _tools_called_since_request(context)
+        unasked = [name for name in teammates if name != tool_name and name not in asked]
         if unasked:
             answer += f"\n\nNot asked yet about this request: {', '.join(unasked)} (ask those it needs)."
         return answer
@@ -111,7 +112,7 @@ def lead_agent(
     """
     # Specialists first: delegating is the lead's job, and models (small ones above all) favour the tools
     # they read first.
-    team = ["ask_" + _tool_safe(member.name) for member in specialists] if remind_unasked else []
+    team = [_ask_tool_name(member) for member in specialists] if remind_unasked else []
     lead_tools: list[Tool | ToolFunction] = [
         specialist(member, share_decisions=share_decisions, share_request=share_request, teammates=team)
         for member in specialists
@@ -129,13 +130,18 @@ def _latest_request(context: RunContext) -> str | None:
     return None
 
 
-def _asked_since_request(context: RunContext, tool_name: str) -> bool:
+def _tools_called_since_request(context: RunContext) -> set[str]:
+    called: set[str] = set()
     for message in reversed(context.messages):
         if isinstance(message, UserMessage):
-            return False
-        if isinstance(message, AssistantMessage) and any(call.name == tool_name for call in message.tool_calls):
-            return True
-    return False
+            break
+        if isinstance(message, AssistantMessage):
+            called.update(call.name for call in message.tool_calls)
+    return called
+
+
+def _ask_tool_name(agent: Agent[Any]) -> str:
+    return "ask_" + _tool_safe(agent.name)
 
 
 def _tool_safe(name: str) -> str:
