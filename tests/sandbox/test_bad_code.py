@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import sys
 import uuid
 from pathlib import Path
 
@@ -16,16 +14,16 @@ from sandbox_helpers import (
     host_path_exists,
     processes_of_uid,
     read_host_text,
+    start_and_close_a_sandbox_elsewhere,
+    start_host_holding_a_sandbox,
     wait_until_no_processes_of,
 )
 
-import retinue.sandbox
 from retinue.sandbox import Sandbox, SandboxLimits
 
 pytestmark = pytest.mark.asyncio
 
 # Child host processes must import this same retinue, installed or not.
-_ENV_WITH_RETINUE = {**os.environ, "PYTHONPATH": str(Path(retinue.sandbox.__file__).parents[2])}
 
 
 async def test_infinite_loop_times_out_and_restarts_the_session() -> None:
@@ -344,34 +342,12 @@ async def test_memory_spread_over_many_processes_is_caught_too() -> None:
 
 
 async def test_a_killed_host_takes_its_sandbox_along_and_leftovers_are_swept() -> None:
-    host_script = (
-        "import asyncio, sys\n"
-        "from retinue.sandbox import Sandbox\n"
-        "async def main():\n"
-        "    sandbox = Sandbox(isolation='bubblewrap')\n"
-        "    await sandbox.start()\n"
-        '    await sandbox.run_python(\'import subprocess; subprocess.Popen(["sleep", "60"])\')\n'
-        "    print(sandbox.workspace, flush=True)\n"
-        "    await asyncio.sleep(60)\n"
-        "asyncio.run(main())\n"
-    )
-    host = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", host_script, stdout=asyncio.subprocess.PIPE, env=_ENV_WITH_RETINUE
-    )
-    assert host.stdout is not None
-    workspace = (await asyncio.wait_for(host.stdout.readline(), 30)).decode().strip()
+    host, workspace = await start_host_holding_a_sandbox('import subprocess; subprocess.Popen(["sleep", "60"])')
     assert processes_of_uid(SANDBOX_UID), "the sandbox should be running"
     host.kill()
     await host.wait()
     # --die-with-parent: the sandbox and what it started die with the host.
     assert wait_until_no_processes_of(SANDBOX_UID) == []
     # The dead host could not clean up; the next sandbox started anywhere sweeps its directory (and tmpfs).
-    sweeper = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "import asyncio\nfrom retinue.sandbox import Sandbox\n"
-        "async def main():\n    async with Sandbox(isolation='bubblewrap'): pass\nasyncio.run(main())",
-        env=_ENV_WITH_RETINUE,
-    )
-    assert await sweeper.wait() == 0
+    assert await start_and_close_a_sandbox_elsewhere() == 0
     assert not host_path_exists(Path(workspace).parent)

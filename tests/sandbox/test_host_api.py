@@ -8,7 +8,6 @@ import stat
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from sandbox_helpers import SANDBOX_UID, TIGHT_LIMITS, host_is_root
@@ -331,10 +330,9 @@ print(host_api.get_weather("Paris"))
     assert result.stdout.splitlines() == ["[(1, 'lo')]", "refused 101", "Paris: snow"], result.stderr
 
 
-async def test_scripts_reach_the_host_without_isolation_too(tmp_path: Path) -> None:
+async def test_scripts_reach_the_host_without_isolation_too() -> None:
     with pytest.warns(NotIsolatedWarning):
         sandbox = Sandbox(
-            tmp_path / "work",
             isolation="subprocess",
             host_functions={"get_weather": get_weather},
             host_module="travel",

@@ -40,8 +40,8 @@ class ScriptingEnvironment:
             `import <host_module>; <host_module>.<name>(...)`; calls cross to the host, the network never
             enters the sandbox.
         host_module: The name of that module.
-        isolation: "bubblewrap" (isolated by the OS), "subprocess" (NOT isolated: resource limits only), or
-            "auto" (bubblewrap when installed, else subprocess with a loud warning).
+        isolation: "bubblewrap" (isolated by the OS), "subprocess" (NOT isolated: resource limits, seccomp and
+            an unprivileged uid only, with a loud warning), or "auto" (bubblewrap, or an error saying why not).
         limits: The sandbox's resource limits (`retinue.sandbox.SandboxLimits`); None for the defaults.
         artifacts_dir: Where files the agent produced are copied when its run ends (under the run id), with
             fixed modes (0644 files, 0755 directories) and never through a symlink.
@@ -70,11 +70,14 @@ class ScriptingEnvironment:
         ]
 
     def describe_host_api(self) -> str:
-        """The host functions as the model is told about them: signature and first docstring line."""
+        """The host functions as the model is told about them: signature (defaults not shown) and first doc line."""
+        # Here, not at the top: `import retinue` must not load the sandbox.
+        from ..sandbox.host_bridge import public_signature
+
         lines = []
         for name, function in self.host_functions.items():
             doc = (inspect.getdoc(function) or "").split("\n", 1)[0]
-            lines.append(f"{self.host_module}.{name}{_signature(function)}" + (f": {doc}" if doc else ""))
+            lines.append(f"{self.host_module}.{name}{public_signature(function)}" + (f": {doc}" if doc else ""))
         return "\n".join(lines)
 
     def _run_python_tool(self) -> Tool:
@@ -213,10 +216,3 @@ class ScriptingEnvironment:
                 },
             )
         )
-
-
-def _signature(function: Callable[..., Any]) -> inspect.Signature:
-    try:
-        return inspect.signature(function, eval_str=True)
-    except (NameError, TypeError):  # an annotation that cannot be evaluated is shown as written
-        return inspect.signature(function)

@@ -7,11 +7,14 @@
 Isolation comes from the operating system, not from inspecting the code:
 bubblewrap namespaces (no network, own PIDs, read-only system, only the
 workspace writable, /root /home and host secrets absent), an unprivileged
-uid, a seccomp filter (no user namespaces, mounts, bpf...), kernel rlimits
-(CPU, address space, file size, open files, processes), a size-limited tmpfs
-workspace, a host-side watch on the memory of all the sandbox's processes,
-and a wall-clock timeout per run. Without bubblewrap, ``isolation="auto"``
-falls back to a plain subprocess with the limits only, and warns.
+uid, a seccomp filter (no user namespaces, mounts, bpf, ptrace, exotic
+socket families...), kernel rlimits (CPU, address space, file size, open
+files), cgroups bounding the memory and processes of the whole sandbox where
+the host offers them (else seccomp refuses memfds and the host watches the
+processes' memory), size- and inode-limited tmpfs mounts, and wall-clock
+bounds on each run and on what it leaves running. Without bubblewrap,
+``isolation="auto"`` fails with the reason; a plain subprocess (limits only)
+must be asked for as ``isolation="subprocess"``, and warns.
 
 Host functions are a module that any Python process in the sandbox can
 import (the session, ``python script.py`` run from the shell, subprocesses,
@@ -19,6 +22,7 @@ workers); calls travel as JSON lines over a unix socket that only this
 sandbox can reach, bound read-only into it, so its code cannot replace it.
 """
 
+from .enforcement import LimitEnforcement
 from .errors import (
     IsolationUnavailableError,
     NotIsolatedWarning,
@@ -39,6 +43,7 @@ __all__ = [
     "Isolation",
     "IsolationMode",
     "IsolationUnavailableError",
+    "LimitEnforcement",
     "NotIsolatedWarning",
     "Sandbox",
     "SandboxError",

@@ -5,8 +5,10 @@ read-only; an /etc of a handful of harmless files (see sandbox_etc); its
 workspace, read-write, at /workspace; the host-API module in
 /run/retinue/host (on PYTHONPATH) and its socket at /run/retinue/api.sock,
 both read-only (see host_socket); a private /tmp and /dev/shm of bounded
-size; its own /proc, PID, network (loopback only), IPC and UTS namespaces;
-a seccomp filter (see seccomp). /root, /home, the rest of /etc and
+size (when the host is root, two directories of one tmpfs it mounted with a
+size and an inode limit, which bubblewrap's own tmpfs mounts cannot have);
+its own /proc, PID, network (loopback only), IPC and UTS namespaces; a
+seccomp filter (see seccomp). /root, /home, the rest of /etc and
 everything else on the host simply do not exist inside.
 
 When the host is root, bubblewrap runs without a user namespace and keeps
@@ -18,6 +20,7 @@ caller to that uid inside a user namespace.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -53,8 +56,15 @@ def bubblewrap_command(
     limits: SandboxLimits,
     host_is_root: bool,
     seccomp_fd: int | None,
+    scratch: Path | None = None,
+    info_fd: int | None = None,
 ) -> list[str]:
-    """The argv that starts ``python -I -S session.py`` in the sandbox; the config JSON is appended by the caller."""
+    """The argv that starts ``python -I -S session.py`` in the sandbox; the config JSON is appended by the caller.
+
+    ``scratch`` is a directory holding ``tmp`` and ``shm``, bound at /tmp and
+    /dev/shm; without it bubblewrap mounts a tmpfs of its own at each.
+    ``info_fd`` is where bubblewrap reports its child's pid (see ``read_child_pid``).
+    """
     command = [
         bwrap,
         "--unshare-pid",
@@ -111,19 +121,24 @@ def bubblewrap_command(
         "/dev",
         "--proc",
         "/proc",
-        "--size",
-        str(limits.disk_bytes),
-        "--perms",
-        "1777",
-        "--tmpfs",
-        "/tmp",
-        "--size",
-        str(min(limits.disk_bytes, _SHM_CAP_BYTES)),
-        "--perms",
-        "1777",
-        "--tmpfs",
-        "/dev/shm",
     ]
+    if scratch is not None:
+        command += ["--bind", str(scratch / "tmp"), "/tmp", "--bind", str(scratch / "shm"), "/dev/shm"]
+    else:
+        command += [
+            "--size",
+            str(limits.disk_bytes),
+            "--perms",
+            "1777",
+            "--tmpfs",
+            "/tmp",
+            "--size",
+            str(min(limits.disk_bytes, _SHM_CAP_BYTES)),
+            "--perms",
+            "1777",
+            "--tmpfs",
+            "/dev/shm",
+        ]
     # After the tmpfs mounts, so an interpreter installed under /tmp is not hidden by them.
     created: set[Path] = {Path("/tmp"), Path("/dev"), Path("/dev/shm")}
     for root in python_roots:
@@ -154,6 +169,8 @@ def bubblewrap_command(
         command += ["--setenv", variable, value]
     if seccomp_fd is not None:
         command += ["--seccomp", str(seccomp_fd)]
+    if info_fd is not None:
+        command += ["--info-fd", str(info_fd)]
     command += ["--", python, "-I", "-S", SESSION_SCRIPT_INSIDE]
     return command
 
@@ -185,3 +202,25 @@ def sandbox_environment(
         "PYTHONPATH": python_path,
         "MPLCONFIGDIR": f"{home}/.matplotlib",
     }
+
+
+def read_child_pid(info_fd: int) -> int:
+    """The host pid of the namespace's init, as bubblewrap reports it on ``--info-fd``; blocking until it does.
+
+    The sandboxed command is that init's only child. Raises OSError when
+    bubblewrap ends without reporting (it failed to set up the sandbox).
+    """
+    # One JSON object, written at once; not read to the end of the pipe,
+    # whose write end the host holds open until the start is over.
+    report = b""
+    pid = None
+    while chunk := os.read(info_fd, 4096):
+        report += chunk
+        try:
+            pid = json.loads(report)["child-pid"]
+            break
+        except (ValueError, KeyError, TypeError):
+            continue
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        raise OSError(f"bubblewrap reported no child pid (it said {report[:200]!r})")
+    return pid

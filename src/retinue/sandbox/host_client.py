@@ -22,6 +22,7 @@ import itertools as _itertools
 import json as _json
 import os as _os
 import threading as _threading
+import time as _time
 
 # Filled in by the line the host appends.
 _MODULE = __name__
@@ -33,6 +34,9 @@ _MAX_REQUEST_BYTES = 0
 # back another process.
 _MAX_CONNECTIONS = 1
 _MAX_IDLE_CONNECTIONS = 1
+# The host closes a connection idle this long (told by the host); one idle
+# for half of it is replaced rather than reused, so a call never races the host closing it.
+_IDLE_TIMEOUT_SECONDS = 60.0
 _AVAILABLE = "(none)"
 _RECEIVE_BYTES = 65536
 
@@ -52,6 +56,7 @@ class _Connection:
             self.sock.close()
             raise ConnectionError(f"{_MODULE}: cannot reach the host at {_SOCKET_PATH}: {exc.strerror}") from None
         self.pending = b""
+        self.idle_since = 0.0
 
     def exchange(self, line: bytes, call_id: int) -> dict[str, object]:
         self.sock.sendall(line)
@@ -85,12 +90,20 @@ class _Pool:
         self.open = 0
 
     def take(self) -> _Connection:
+        stale = None
         with self.available:
             while not self.idle and self.open >= _MAX_CONNECTIONS:
                 self.available.wait()
             if self.idle:
-                return self.idle.pop()
-            self.open += 1
+                connection = self.idle.pop()
+                if _time.monotonic() - connection.idle_since < _IDLE_TIMEOUT_SECONDS / 2:
+                    return connection
+                # Replaced below by a new one, which takes over its place in `open`.
+                stale = connection
+            else:
+                self.open += 1
+        if stale is not None:
+            stale.close()
         try:
             return _Connection()
         except BaseException:
@@ -102,6 +115,7 @@ class _Pool:
         surplus = None
         with self.available:
             if connection is not None and len(self.idle) < _MAX_IDLE_CONNECTIONS:
+                connection.idle_since = _time.monotonic()
                 self.idle.append(connection)
             else:
                 surplus = connection
@@ -195,11 +209,12 @@ def __getattr__(attribute: str) -> object:
 
 def _install(spec_json: str) -> None:
     """Define the host functions of this sandbox; called by the line the host appends."""
-    global _SOCKET_PATH, _MAX_REQUEST_BYTES, _MAX_CONNECTIONS, _AVAILABLE
+    global _SOCKET_PATH, _MAX_REQUEST_BYTES, _MAX_CONNECTIONS, _IDLE_TIMEOUT_SECONDS, _AVAILABLE
     spec = _json.loads(spec_json)
     _SOCKET_PATH = spec["socket"]
     _MAX_REQUEST_BYTES = spec["max_request_bytes"]
     _MAX_CONNECTIONS = spec["max_connections"]
+    _IDLE_TIMEOUT_SECONDS = spec["idle_timeout_seconds"]
     functions = spec["functions"]
     names = [function["name"] for function in functions]
     namespace = globals()

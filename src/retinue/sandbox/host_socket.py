@@ -11,7 +11,8 @@ loopback.
 Every client is untrusted and may be hostile, so each connection is
 contained. A request is one JSON line of at most ``MAX_REQUEST_BYTES``;
 anything malformed gets one error line and that connection is closed, which
-no other connection notices. A connection has one call in progress at a
+no other connection notices; so does a connection that sends no request
+for ``idle_timeout_seconds``. A connection has one call in progress at a
 time, and reading from it pauses meanwhile, so whatever it pipelines waits
 in the kernel's socket buffer, not in host memory. Calls across the sandbox
 are capped, and so are open connections: past the cap the host stops
@@ -22,6 +23,18 @@ half that), so one runaway client cannot take them all. Blocking host
 functions run on a thread pool of their own, so a sandbox calling slow
 functions cannot starve the event loop's default pool that the rest of the
 host uses.
+
+The event loop is shared with every other sandbox and with the agents, so
+a sandbox must not be able to buy its time. Only small requests and replies
+are decoded and encoded on the loop; larger ones go to one codec thread per
+sandbox, so a flood of them queues behind itself there, not in front of
+another sandbox's calls on the loop. And each sandbox draws on a budget of
+calls and request bytes (see host_limits): the request that overdraws it is
+held until the budget could cover it again, then refused with a line saying
+why, and its connection closed (the request was never decoded, so it has no
+id to answer). Held connections read nothing, so a flooding sandbox costs
+the host at most its budget's rate, and its other calls are served again as
+soon as the budget allows.
 """
 
 from __future__ import annotations
@@ -36,9 +49,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .errors import SandboxStartError
-from .host_bridge import HostBridge, ProtocolError, error_line, parse_call
+from .host_bridge import HostBridge, ProtocolError, decodes_quickly, error_line, parse_call
+from .host_limits import DEFAULT_HOST_API_LIMITS, MAX_REQUEST_BYTES, HostApiBudget, HostApiLimits
 
-MAX_REQUEST_BYTES = 1024 * 1024
+__all__ = ["MAX_CONNECTIONS_PER_PROCESS", "MAX_REQUEST_BYTES", "HostApiServer"]
+
 # Told to the module in the sandbox, which never opens more per process.
 MAX_CONNECTIONS_PER_PROCESS = 8
 # Twice what the module opens: a connection it just closed may still count
@@ -66,12 +81,24 @@ def _peer_pid(connection: socket.socket) -> int | None:
 
 
 class HostApiServer:
-    """Listens on ``path`` and answers calls with ``bridge`` until closed."""
+    """Listens on ``path`` and answers calls with ``bridge`` until closed, within ``limits``.
 
-    def __init__(self, bridge: HostBridge, path: Path, owner: tuple[int, int] | None = None) -> None:
+    The module in the sandbox must be told the same idle timeout
+    (``HostBridge.module_source``), or it may reuse a connection this server closed.
+    """
+
+    def __init__(
+        self,
+        bridge: HostBridge,
+        path: Path,
+        owner: tuple[int, int] | None = None,
+        limits: HostApiLimits = DEFAULT_HOST_API_LIMITS,
+    ) -> None:
         self.path = path
+        self.limits = limits
         self._bridge = bridge
         self._owner = owner
+        self._budget = HostApiBudget(limits)
         self._listener: socket.socket | None = None
         self._accepting: asyncio.Task[None] | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -79,6 +106,9 @@ class HostApiServer:
         self._per_process: collections.Counter[int] = collections.Counter()
         self._call_slots = asyncio.Semaphore(_MAX_CONCURRENT_CALLS)
         self._executor = ThreadPoolExecutor(max_workers=_MAX_CONCURRENT_CALLS, thread_name_prefix="retinue-host-api")
+        # One thread: however many requests this sandbox sends, it keeps at
+        # most one thread contending with the loop for the GIL.
+        self._codec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="retinue-host-api-codec")
         self._closed = False
 
     async def start(self) -> None:
@@ -117,6 +147,7 @@ class HostApiServer:
             task.cancel()
         # Threads already running a host function finish it; nothing waits for them.
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._codec.shutdown(wait=False, cancel_futures=True)
         with contextlib.suppress(OSError):
             self.path.unlink()
 
@@ -181,26 +212,49 @@ class HostApiServer:
     async def _answer_calls(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         transport = writer.transport
         assert isinstance(transport, asyncio.Transport)
+        idle_timeout = self.limits.idle_timeout_seconds
         while True:
             try:
-                line = await reader.readline()
-            except ValueError:
-                await self._refuse(writer, f"a request longer than {MAX_REQUEST_BYTES:,} bytes")
+                async with asyncio.timeout(idle_timeout):
+                    line = await reader.readline()
+            except TimeoutError:
+                await self._refuse(writer, f"no request in {idle_timeout:g} s; connect again to call")
                 return
-            if not line.endswith(b"\n"):
-                # End of stream, possibly in the middle of a line: nothing to answer.
+            except ValueError:
+                # The reader dropped what it read: about the limit, charged as such.
+                if await self._draw_or_refuse(writer, MAX_REQUEST_BYTES):
+                    await self._refuse(writer, f"a request longer than {MAX_REQUEST_BYTES:,} bytes")
+                return
+            if not line:
                 return
             transport.pause_reading()
+            if not await self._draw_or_refuse(writer, len(line)) or not line.endswith(b"\n"):
+                # Over budget, or end of stream in the middle of a line: nothing to answer.
+                return
             try:
-                request = parse_call(line)
+                request = (
+                    parse_call(line)
+                    if decodes_quickly(line)
+                    else await asyncio.get_running_loop().run_in_executor(self._codec, parse_call, line)
+                )
                 async with self._call_slots:
-                    reply = await self._bridge.answer(request, self._executor)
+                    reply = await self._bridge.answer(request, self._executor, self._codec)
             except ProtocolError as exc:
                 await self._refuse(writer, str(exc))
                 return
             writer.write(reply)
             await writer.drain()
             transport.resume_reading()
+
+    async def _draw_or_refuse(self, writer: asyncio.StreamWriter, request_bytes: int) -> bool:
+        """Charge a request to the budget; if it overdrew it, hold, refuse, and return False."""
+        if self._budget.draw(request_bytes):
+            return True
+        # Held rather than refused at once: a refused client that retries at
+        # once would cost the host as much as one that is served.
+        await asyncio.sleep(self._budget.seconds_until_covered(request_bytes))
+        await self._refuse(writer, self._budget.refusal())
+        return False
 
     @staticmethod
     async def _refuse(writer: asyncio.StreamWriter, reason: str) -> None:

@@ -1,4 +1,9 @@
-"""Which isolation a sandbox gets, and the loud warning when it gets none."""
+"""Which isolation a sandbox gets, and the loud warning when it gets none.
+
+Running without OS isolation is never a fallback: ``"auto"`` is bubblewrap
+or an error saying why it cannot be, and ``"subprocess"`` must be asked for
+by name.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from typing import Literal
 from .errors import IsolationUnavailableError, NotIsolatedWarning
 
 Isolation = Literal["auto", "bubblewrap", "subprocess"]
-"""What the caller asks for: ``auto`` uses bubblewrap when it is installed and falls back loudly."""
+"""What the caller asks for: ``auto`` is bubblewrap, kept for callers that name no isolation."""
 
 IsolationMode = Literal["bubblewrap", "subprocess"]
 """What a started sandbox actually uses."""
@@ -33,20 +38,19 @@ def choose_isolation(requested: Isolation) -> IsolationMode:
     if requested == "subprocess":
         return "subprocess"
     if not sys.platform.startswith("linux") or find_bubblewrap() is None:
-        if requested == "bubblewrap":
-            raise IsolationUnavailableError(
-                "isolation='bubblewrap' needs the bubblewrap sandbox (the `bwrap` binary, Linux only), "
-                f"which was not found: {INSTALL_HINT}. Or pass isolation='subprocess' to run "
-                "without isolation (resource limits only)."
-            )
-        return "subprocess"
+        raise IsolationUnavailableError(
+            f"isolation={requested!r} needs the bubblewrap sandbox (the `bwrap` binary, Linux only), "
+            f"which was not found: {INSTALL_HINT}. Or pass isolation='subprocess' to run "
+            "without OS isolation (resource limits and the seccomp filter only)."
+        )
     return "bubblewrap"
 
 
 def warn_not_isolated(reason: str) -> None:
     warnings.warn(
         f"retinue.sandbox: agent code will run WITHOUT isolation ({reason}). It can read and write "
-        "your files, use the network and signal your processes; only resource limits apply. "
+        "what its user can, use the network and signal that user's processes; only resource limits, "
+        "the seccomp filter and (on a root host) an unprivileged uid apply. "
         f"For real isolation {INSTALL_HINT}.",
         NotIsolatedWarning,
         stacklevel=4,

@@ -1,8 +1,9 @@
 """One running sandboxed interpreter, seen from the host.
 
 Owns the child process, the control socket (JSON lines: run requests out;
-ready and done in), the captures of stdout and stderr, and the host-API
-server of this session (see host_socket), which lives and dies with it.
+ready and done in), the captures of stdout and stderr, and what lives and
+dies with the session: its host-API server (see host_socket), its cgroups
+(see cgroups) and the watch over its processes (see session_watch).
 Everything read from the child is untrusted: a malformed message ends the
 session rather than being guessed at.
 """
@@ -16,22 +17,23 @@ import os
 import secrets
 import signal
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .cgroups import SessionCgroup
 from .errors import SandboxStartError
 from .host_socket import HostApiServer
 from .limits import SandboxLimits
-from .memory_guard import can_measure, tree_memory_bytes
 from .output import StreamCapture
+from .session_watch import SessionWatch
 
 # A "done" message carries the run's error text, capped by max_output_chars; bigger is an attack or a bug.
 _MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 _HAS_PROC = os.path.isdir("/proc/self")
-# How often the memory of all the sandbox's processes together is measured.
-_MEMORY_POLL_SECONDS = 0.1
-_IDLE_MEMORY_POLL_SECONDS = 0.5
+# How often the sandbox's processes together are checked (see SessionWatch).
+_WATCH_POLL_SECONDS = 0.1
+_IDLE_WATCH_POLL_SECONDS = 0.5
 # After "done", how long the host waits for the end markers on stdout/stderr.
 _OUTPUT_GRACE_SECONDS = 2.0
 # After a crash, how long to collect the last output before giving up on it.
@@ -57,8 +59,9 @@ def describe_exit(returncode: int | None, *, via_bubblewrap: bool, cpu_seconds: 
     if returncode is None:
         return "its process stopped responding"
     signal_number = -returncode if returncode < 0 else 0
-    if via_bubblewrap and returncode > 128:
-        # bubblewrap reports a child killed by signal N as exit status 128 + N.
+    if via_bubblewrap and 128 < returncode <= 128 + signal.SIGRTMAX:
+        # bubblewrap reports a child killed by signal N as exit status 128 + N
+        # (and one that stopped without dying, as 255: no signal to name).
         signal_number = returncode - 128
     if signal_number == signal.SIGXCPU:
         return f"it used up its CPU time limit ({cpu_seconds} s of CPU per process)"
@@ -85,12 +88,15 @@ class SessionProcess:
         limits: SandboxLimits,
         *,
         via_bubblewrap: bool,
+        cgroup: SessionCgroup | None,
     ) -> None:
         self._process = process
         self._writer = writer
         self._host_api = host_api
         self._limits = limits
         self._via_bubblewrap = via_bubblewrap
+        self._cgroup = cgroup
+        self.watch = SessionWatch(limits, cgroup, process.pid)
         self.stdout = StreamCapture(limits.max_output_chars)
         self.stderr = StreamCapture(limits.max_output_chars)
         loop = asyncio.get_running_loop()
@@ -119,21 +125,33 @@ class SessionProcess:
         env: Mapping[str, str],
         cwd: str | None,
         via_bubblewrap: bool,
+        cgroup: SessionCgroup | None = None,
+        enter_cgroup: Callable[[int], None] | None = None,
         pass_fds: Sequence[int] = (),
         startup_timeout: float = 10.0,
     ) -> SessionProcess:
         """Start the interpreter and wait until the session script reports ready.
 
         ``host_api`` is started first, so the sandbox finds the socket from its
-        first line of code; the session owns it from then on and closes it.
+        first line of code; the session owns it from then on and closes it,
+        and ``cgroup`` too, which it removes. ``enter_cgroup``, given the
+        started process's pid, moves the session into ``cgroup``: it runs in a
+        thread while the interpreter starts, and is done before this returns,
+        so before any request (the session starts nothing until one arrives).
         """
-        if host_api is not None:
-            await host_api.start()
-        try:
-            host_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        except BaseException:
+
+        def release() -> None:
             if host_api is not None:
                 host_api.close()
+            if cgroup is not None:
+                cgroup.remove()
+
+        try:
+            if host_api is not None:
+                await host_api.start()
+            host_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        except BaseException:
+            release()
             raise
         try:
             config = {**config, "control_fd": child_end.fileno()}
@@ -151,30 +169,34 @@ class SessionProcess:
             )
         except BaseException:
             host_end.close()
-            if host_api is not None:
-                host_api.close()
+            release()
             raise
         finally:
             child_end.close()
+        entering = None if enter_cgroup is None else asyncio.ensure_future(asyncio.to_thread(enter_cgroup, process.pid))
+        if entering is not None:
+            # Retrieved here if the start fails before it is awaited.
+            entering.add_done_callback(lambda task: task.cancelled() or task.exception())
         try:
             reader, writer = await asyncio.open_unix_connection(sock=host_end, limit=_MAX_MESSAGE_BYTES)
         except BaseException:
             host_end.close()
             process.kill()
-            if host_api is not None:
-                host_api.close()
+            release()
             raise
-        session = cls(process, reader, writer, host_api, limits, via_bubblewrap=via_bubblewrap)
+        session = cls(process, reader, writer, host_api, limits, via_bubblewrap=via_bubblewrap, cgroup=cgroup)
         try:
             await session._wait_ready(startup_timeout)
+            if entering is not None:
+                await session._await_cgroup_entry(entering)
         except BaseException:
             # Cancelled mid-start, say: nothing must be left running.
             session._abandon()
             raise
         # Not earlier: during startup there is nothing to guard, and the
         # polling would only compete with the interpreter for the CPU.
-        if can_measure():
-            session._tasks.append(asyncio.create_task(session._guard_memory(limits.memory_bytes)))
+        session.watch.begin()
+        session._tasks.append(asyncio.create_task(session._watch_processes()))
         return session
 
     async def _wait_ready(self, seconds: float) -> None:
@@ -188,6 +210,13 @@ class SessionProcess:
         stderr, _ = self.stderr.take()
         why = "did not report ready in time" if not finished else f"exited with status {self._process.returncode}"
         raise SandboxStartError(f"the sandboxed Python session {why}; its stderr was:\n{stderr.strip() or '(empty)'}")
+
+    async def _await_cgroup_entry(self, entering: asyncio.Future[None]) -> None:
+        try:
+            await asyncio.shield(entering)
+        except OSError as exc:
+            await self.kill()
+            raise SandboxStartError(f"could not move the sandboxed session into its cgroup: {exc}") from exc
 
     @property
     def alive(self) -> bool:
@@ -212,6 +241,10 @@ class SessionProcess:
     def exit_reason(self) -> str:
         if self._stopped_because is not None:
             return self._stopped_because
+        # The kernel may have killed the session itself for the memory of the whole group.
+        memory = self.watch.memory_reason()
+        if memory is not None:
+            return memory
         return describe_exit(
             self._process.returncode, via_bubblewrap=self._via_bubblewrap, cpu_seconds=self._limits.cpu_seconds
         )
@@ -238,12 +271,10 @@ class SessionProcess:
         except (ValueError, RecursionError) as exc:
             # ValueError covers bad JSON and lines over the size limit;
             # RecursionError, JSON nested deep enough to exhaust the stack.
-            await self._stop(f"it broke the host protocol ({str(exc)[:200]})")
+            await self.stop_because(f"it broke the host protocol ({str(exc)[:200]})")
 
-    async def request(
-        self, message: dict[str, Any], seconds: float, abort: asyncio.Future[str] | None = None
-    ) -> RunOutcome:
-        """Send one run request and wait for its end, the timeout, a crash or ``abort``."""
+    async def request(self, message: dict[str, Any], seconds: float) -> RunOutcome:
+        """Send one run request and wait for its end, the timeout, or the end of the process."""
         marker = f"\x00retinue-end-{secrets.token_hex(8)}\x00"
         self._done_id += 1
         done: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -252,8 +283,6 @@ class SessionProcess:
         self.stderr.expect(marker)
         self._writer.write(json.dumps({**message, "id": self._done_id, "marker": marker}).encode() + b"\n")
         waiting: set[asyncio.Future[Any]] = {done, self._exited}
-        if abort is not None:
-            waiting.add(abort)
         try:
             with contextlib.suppress(ConnectionError):
                 await self._writer.drain()
@@ -278,12 +307,6 @@ class SessionProcess:
                 exit_code=exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None,
                 timed_out=reply.get("timed_out") is True,
                 lost_because=None,
-            )
-        if abort is not None and abort in finished:
-            await self.kill()
-            reason = abort.result()
-            return await self._outcome_after_loss(
-                error=f"{reason[:1].upper()}{reason[1:]}.", timed_out=False, lost_because=reason
             )
         if self._exited in finished or not self.alive:
             reason = self.exit_reason()
@@ -317,22 +340,21 @@ class SessionProcess:
             lost_because=lost_because,
         )
 
-    async def _stop(self, reason: str) -> None:
+    async def stop_because(self, reason: str) -> None:
+        """Kill the session for ``reason``, which the run in progress, or else the next, reports."""
         if self._stopped_because is None:
             self._stopped_because = reason
         await self.kill()
 
-    async def _guard_memory(self, limit_bytes: int) -> None:
-        """Stop the sandbox when its processes together use more than ``limit_bytes``."""
+    async def _watch_processes(self) -> None:
+        """Stop the session when its processes together pass a limit (see SessionWatch)."""
         while self._process.returncode is None:
+            running = self._done is not None
             # Between runs only background processes can grow: look less often.
-            await asyncio.sleep(_MEMORY_POLL_SECONDS if self._done is not None else _IDLE_MEMORY_POLL_SECONDS)
-            used = await asyncio.to_thread(tree_memory_bytes, self._process.pid)
-            if used > limit_bytes:
-                await self._stop(
-                    f"its processes together used more than the memory limit "
-                    f"({used / 2**20:.0f} MB, {limit_bytes // 2**20} MB allowed)"
-                )
+            await asyncio.sleep(_WATCH_POLL_SECONDS if running else _IDLE_WATCH_POLL_SECONDS)
+            reason = await asyncio.to_thread(self.watch.check, idle=self._done is None)
+            if reason is not None:
+                await self.stop_because(reason)
                 return
 
     def _kill_now(self) -> None:
@@ -354,6 +376,15 @@ class SessionProcess:
             self._host_api.close()
         await self._exited
         self._writer.close()
+        if self._cgroup is not None:
+            # The group's counters go with it: keep what they say about this death.
+            if self._stopped_because is None:
+                self._stopped_because = self.watch.memory_reason()
+            cgroup, self._cgroup = self._cgroup, None
+            # Blocking: it waits, briefly, for the last members of the group to
+            # finish exiting. Shielded: a caller cancelled meanwhile (a watch
+            # that stopped this session, say) must not leave the group behind.
+            await asyncio.shield(asyncio.to_thread(cgroup.remove))
 
     def _abandon(self) -> None:
         """Kill and let go without waiting: for when awaiting is no longer possible."""
@@ -363,6 +394,9 @@ class SessionProcess:
         for task in self._tasks:
             task.cancel()
         self._writer.close()
+        if self._cgroup is not None:
+            cgroup, self._cgroup = self._cgroup, None
+            cgroup.remove()
 
     async def close(self) -> None:
         await self.kill()

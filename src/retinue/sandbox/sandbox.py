@@ -16,15 +16,20 @@ from types import TracebackType
 from typing import Any, NamedTuple
 
 from . import isolation as isolation_choice
+from . import tmpfs
 from .bubblewrap import (
     HOST_API_INSIDE,
     HOST_API_SOCKET_INSIDE,
     SYSTEM_DIRECTORIES,
     WORKSPACE_INSIDE,
     bubblewrap_command,
+    read_child_pid,
     sandbox_environment,
 )
-from .errors import SandboxStartError, SandboxStateError
+from .cgroups import SessionCgroup, host_cgroups
+from .disk_usage import measure
+from .enforcement import LimitEnforcement
+from .errors import IsolationUnavailableError, SandboxStartError, SandboxStateError
 from .host_bridge import HostBridge, compiled_module
 from .host_socket import MAX_CONNECTIONS_PER_PROCESS, MAX_REQUEST_BYTES, HostApiServer
 from .identity import SANDBOX_GID, SANDBOX_UID
@@ -35,12 +40,19 @@ from .result import ExecutionResult
 from .sandbox_etc import sandbox_etc_directory
 from .seccomp import seccomp_program
 from .state_dirs import new_state_dir
+from .unprivileged_python import open_roots, unreachable_roots
 from .workspace import CopyReport, FileInfo, Workspace
 
 DEFAULT_LIMITS = SandboxLimits()
 _SESSION_SCRIPT = Path(__file__).with_name("session.py")
 _HOST_API_SOCKET = "api.sock"
 _DISK_POLL_SECONDS = 0.25
+# Between runs only background processes write: look less often.
+_IDLE_DISK_POLL_SECONDS = 1.0
+_SCRATCH = "scratch"
+# How long bubblewrap may take to set up the namespace and start the session, and how often to look.
+_SESSION_FORK_SECONDS = 10.0
+_SESSION_FORK_POLL_SECONDS = 0.002
 _SANDBOX_NICENESS = 10
 # A killed namespace empties in milliseconds; this only bounds a wedged kernel.
 _STOP_WAIT_SECONDS = 5.0
@@ -49,9 +61,9 @@ _STOP_WAIT_SECONDS = 5.0
 _SHELL_TIMEOUT_SLACK_SECONDS = 2.0
 
 
-def _seccomp_pipe() -> int | None:
+def _seccomp_pipe(*, refuse_uncounted_memory: bool) -> int | None:
     """A readable fd holding the seccomp program, for bubblewrap's --seccomp."""
-    program = seccomp_program()
+    program = seccomp_program(refuse_uncounted_memory=refuse_uncounted_memory)
     if program is None:
         return None
     read_end, write_end = os.pipe()
@@ -122,6 +134,10 @@ def _shared_module_directory(name: str, source: str) -> Path:
     return directory
 
 
+def _host_is_root() -> bool:
+    return os.geteuid() == 0
+
+
 class _LaunchPlan(NamedTuple):
     """How to start one session process."""
 
@@ -131,6 +147,26 @@ class _LaunchPlan(NamedTuple):
     cwd: str
     host_api: HostApiServer
     pass_fds: tuple[int, ...] = ()
+    # Where bubblewrap reports its child's pid; the host's end, closed by the caller.
+    info_fd: int | None = None
+
+
+def _enter_bubblewrapped(cgroup: SessionCgroup, info_fd: int) -> None:
+    """Move the session, once bubblewrap's init has started it, into ``cgroup``.
+
+    Not earlier: moving a process into a cgroup v1 group stops every fork on
+    the host for an RCU grace period, and bubblewrap's own forks would wait.
+    Once the session exists it forks nothing until its first request, so the
+    move overlaps the interpreter's start-up instead of delaying it.
+    """
+    init = read_child_pid(info_fd)
+    deadline = time.monotonic() + _SESSION_FORK_SECONDS
+    while not (children := _children(init)):
+        if time.monotonic() > deadline or not os.path.exists(f"/proc/{init}"):
+            raise OSError(f"bubblewrap's init (pid {init}) did not start the session")
+        time.sleep(_SESSION_FORK_POLL_SECONDS)
+    for pid in children:
+        cgroup.enter(pid)
 
 
 @functools.cache
@@ -167,8 +203,16 @@ class Sandbox:
     notebook. With ``isolation="bubblewrap"`` the code runs as an
     unprivileged user in its own mount, PID, network, IPC and UTS namespaces:
     no network, a read-only system, the workspace as the only writable
-    host directory. ``"subprocess"`` applies the resource limits only and warns
-    (``NotIsolatedWarning``); ``"auto"`` picks bubblewrap when it can.
+    host directory. ``"auto"`` is bubblewrap, failing with the reason where
+    it is missing or cannot start. ``"subprocess"``, which must be asked for
+    by name, runs the code as a plain process with the resource limits, the
+    seccomp filter and a clean environment, as an unprivileged user when the
+    host is root, and warns (``NotIsolatedWarning``): it can read what that
+    user can read and use the network.
+
+    Memory, processes and CPU time are bounded for all the sandbox's
+    processes together, by cgroups where the host offers them (see
+    ``limit_enforcement`` for what holds each limit on this host).
 
     ``host_functions`` become the module ``host_module`` inside the sandbox,
     importable by the session and by any Python process started in it (a
@@ -177,12 +221,12 @@ class Sandbox:
     (sync functions in a worker thread, async ones on the event loop) and
     sends back the result or the exception's type and message.
 
-    ``workspace`` None is a fresh directory (a size-limited tmpfs when the
-    host is root) removed on close. A given directory is kept; when the host
-    is root it is handed, recursively, to the sandbox user (uid 65534) so the
-    code can write it: give a directory dedicated to the sandbox. ``files``
-    maps workspace paths to host files or directories (a Path or path
-    string) or to literal bytes, copied in at start.
+    ``workspace`` None is a fresh directory (a size- and inode-limited tmpfs
+    when the host is root) removed on close. A given directory is kept; when
+    the host is root it is handed, recursively, to the sandbox user (uid
+    65534) so the code can write it: give a directory dedicated to the
+    sandbox. ``files`` maps workspace paths to host files or directories (a
+    Path or path string) or to literal bytes, copied in at start.
     """
 
     def __init__(
@@ -203,6 +247,7 @@ class Sandbox:
         self._files = dict(files or {})
         self._workspace: Workspace | None = None
         self._process: SessionProcess | None = None
+        self._disk_watch: asyncio.Task[None] | None = None
         self._mode: IsolationMode | None = None
         self._closed = False
         self._stopped = False
@@ -227,38 +272,52 @@ class Sandbox:
             return
         mode = isolation_choice.choose_isolation(self.isolation)
         if mode == "subprocess":
-            isolation_choice.warn_not_isolated(
-                "isolation='subprocess' was requested"
-                if self.isolation == "subprocess"
-                else "bubblewrap is not installed"
-            )
-        host_is_root = os.geteuid() == 0
+            isolation_choice.warn_not_isolated("isolation='subprocess' was requested")
+            self._refuse_unreachable_workspace()
         self._workspace = Workspace(
             self._requested_workspace,
             disk_bytes=self.limits.disk_bytes,
-            owner=(SANDBOX_UID, SANDBOX_GID) if host_is_root and mode == "bubblewrap" else None,
+            owner=(SANDBOX_UID, SANDBOX_GID) if _host_is_root() else None,
             inside=WORKSPACE_INSIDE if mode == "bubblewrap" else None,
         )
         try:
+            if self._workspace.quota_enforced:
+                tmpfs.limit_files(self._workspace.root, self.limits.disk_files)
+            if mode == "subprocess" and _host_is_root():
+                # Searchable, not listable: the sandbox user, no longer root,
+                # must pass through to the workspace and the host-API socket.
+                self._workspace.state_dir.chmod(0o711)
             self._workspace.stage(self._files)
             self._workspace.mark_baseline()
             self._mode = mode
             try:
                 self._process = await self._spawn()
             except SandboxStartError as exc:
-                if self.isolation != "auto" or mode != "bubblewrap":
+                if self.isolation != "auto":
                     raise
-                # bubblewrap is installed but cannot create namespaces here
-                # (a locked-down container, say): auto falls back, loudly.
-                isolation_choice.warn_not_isolated(f"bubblewrap failed to start: {exc}")
-                self._mode = "subprocess"
-                self._workspace.inside = str(self._workspace.root)
-                self._process = await self._spawn()
+                raise IsolationUnavailableError(
+                    f"isolation='auto': bubblewrap ({isolation_choice.find_bubblewrap()}) is installed but could "
+                    f"not start the sandbox, so no code was run. {exc} Fix bubblewrap (it needs to create "
+                    "namespaces), or pass isolation='subprocess' to run the code without OS isolation."
+                ) from exc
         except BaseException:
+            self._unmount_scratch()
             self._workspace.cleanup()
             self._workspace = None
             self._mode = None
             raise
+
+    def _refuse_unreachable_workspace(self) -> None:
+        """Without bubblewrap on a root host, the code runs as the sandbox user: the workspace must be in its reach."""
+        if not _host_is_root() or self._requested_workspace is None:
+            return
+        requested = self._requested_workspace.expanduser().resolve()
+        if unreachable_roots([requested], SANDBOX_UID, SANDBOX_GID):
+            raise IsolationUnavailableError(
+                f"isolation='subprocess' runs the code as uid {SANDBOX_UID} (the host is root), which cannot "
+                f"reach the workspace {requested}: a directory on the way denies it search. Give a workspace "
+                "that user can reach (or none, for a fresh one), or use isolation='bubblewrap'."
+            )
 
     async def stop(self) -> None:
         """Kill every process of the sandbox but keep the workspace, to read its files in peace; no run after.
@@ -275,10 +334,10 @@ class Sandbox:
         # The namespace's init is the outer bubblewrap's child; once it is
         # gone or a zombie, the kernel has killed and reaped all the rest.
         inner = _children(process._process.pid) if self._mode == "bubblewrap" else []
-        await process.close()
-        self._process = None
+        await self._end_session()
         if inner:
             await asyncio.to_thread(_wait_until_dead, inner, _STOP_WAIT_SECONDS)
+        self._unmount_scratch()
 
     async def close(self) -> None:
         """Stop the session and remove the temporary workspace (a given workspace is kept)."""
@@ -286,34 +345,60 @@ class Sandbox:
             return
         self._closed = True
         self._stopped = True
-        if self._process is not None:
-            await self._process.close()
-            self._process = None
+        await self._end_session()
+        self._unmount_scratch()
         if self._workspace is not None:
             self._workspace.cleanup()
 
+    async def _end_session(self) -> None:
+        if self._disk_watch is not None:
+            self._disk_watch.cancel()
+            self._disk_watch = None
+        if self._process is not None:
+            await self._process.close()
+            self._process = None
+
     async def _spawn(self) -> SessionProcess:
-        plan = self._launch_plan()
+        cgroup_host = host_cgroups()
+        bubblewrapped = self._mode == "bubblewrap"
+        cgroup = None if cgroup_host is None else SessionCgroup(cgroup_host, self.limits)
         try:
-            return await SessionProcess.spawn(
+            plan = self._launch_plan(cgroup)
+        except BaseException:
+            if cgroup is not None:
+                cgroup.remove()
+            raise
+        enter_cgroup = None
+        if cgroup is not None:
+            info_fd = plan.info_fd
+            enter_cgroup = cgroup.enter if info_fd is None else lambda _: _enter_bubblewrapped(cgroup, info_fd)
+        try:
+            process = await SessionProcess.spawn(
                 plan.argv,
                 plan.config,
                 limits=self.limits,
                 env=plan.env,
                 cwd=plan.cwd,
-                via_bubblewrap=self._mode == "bubblewrap",
+                via_bubblewrap=bubblewrapped,
+                cgroup=cgroup,
+                enter_cgroup=enter_cgroup,
                 pass_fds=plan.pass_fds,
                 host_api=plan.host_api,
             )
         finally:
             for fd in plan.pass_fds:
                 os.close(fd)
+            if plan.info_fd is not None:
+                os.close(plan.info_fd)
+        if not self._require_workspace().quota_enforced:
+            self._disk_watch = asyncio.create_task(self._watch_disk(process))
+        return process
 
     def _host_api(self, socket_inside: str | None) -> tuple[Path, HostApiServer]:
         """The directory holding the host-API module, and the server for its socket.
 
-        The socket is created in the sandbox's 0700 state directory, so no
-        other host user can reach it; bubblewrap binds it read-only at
+        The socket is created in the sandbox's state directory, so no other
+        host user can reach it; bubblewrap binds it read-only at
         ``socket_inside``. Without isolation (None) the code sees host paths:
         the module then names the socket's host path, and is written to the
         state directory too.
@@ -331,61 +416,133 @@ class Sandbox:
         else:
             directory = state_dir / "host"
             _write_module(directory, name, source)
-        owner = (SANDBOX_UID, SANDBOX_GID) if os.geteuid() == 0 and self._mode == "bubblewrap" else None
+        owner = (SANDBOX_UID, SANDBOX_GID) if _host_is_root() else None
         return directory, HostApiServer(self._bridge, socket_path, owner=owner)
 
-    def _launch_plan(self) -> _LaunchPlan:
-        workspace = self._require_workspace()
+    def _mount_scratch(self) -> Path | None:
+        """A fresh tmpfs for /tmp and /dev/shm, size- and inode-limited; None where the host cannot mount."""
+        scratch = self._require_workspace().state_dir / _SCRATCH
+        self._unmount_scratch()
+        scratch.mkdir(exist_ok=True)
+        if not tmpfs.mount_tmpfs(scratch, self.limits.disk_bytes, 0, 0, max_files=self.limits.disk_files):
+            return None
+        for name in ("tmp", "shm"):
+            (scratch / name).mkdir()
+            (scratch / name).chmod(0o1777)
+        return scratch
+
+    def _unmount_scratch(self) -> None:
+        if self._workspace is not None and (self._workspace.state_dir / _SCRATCH).is_mount():
+            tmpfs.unmount(self._workspace.state_dir / _SCRATCH)
+
+    def _launch_plan(self, cgroup: SessionCgroup | None) -> _LaunchPlan:
         python = os.path.realpath(sys.executable)
+        memory_counted = cgroup is not None and cgroup.memory is not None
+        pass_fds: list[int] = []
         config: dict[str, Any] = {
-            "rlimits": [[which, value] for which, value in self.limits.rlimits().items()],
+            "rlimits": [
+                [which, value]
+                for which, value in self.limits.rlimits(
+                    count_processes_per_uid=cgroup is None or cgroup.pids is None
+                ).items()
+            ],
             "max_error_chars": self.limits.max_output_chars,
             "uid": SANDBOX_UID,
             "gid": SANDBOX_GID,
             "nice": _SANDBOX_NICENESS,
+            "drop_privileges": _host_is_root(),
         }
-        if self._mode == "bubblewrap":
-            bwrap = isolation_choice.find_bubblewrap()
-            if bwrap is None:
-                raise SandboxStartError(f"bubblewrap disappeared; {isolation_choice.INSTALL_HINT}")
-            roots = _python_roots()
-            host_is_root = os.geteuid() == 0
-            host_api_dir, host_api = self._host_api(HOST_API_SOCKET_INSIDE)
-            seccomp_fd = _seccomp_pipe()
-            argv = bubblewrap_command(
-                bwrap,
-                python=python,
-                python_roots=roots,
-                session_script=_SESSION_SCRIPT,
-                host_api_dir=host_api_dir,
-                host_api_socket=host_api.path,
-                workspace=workspace.root,
-                etc_dir=sandbox_etc_directory(),
-                limits=self.limits,
-                host_is_root=host_is_root,
-                seccomp_fd=seccomp_fd,
-            )
-            config.update(
-                sys_path=_visible_sys_path(tuple(roots)),
-                cwd=WORKSPACE_INSIDE,
-                drop_privileges=host_is_root,
-                host_api_dir=HOST_API_INSIDE,
-                host_api_file=f"{HOST_API_INSIDE}/{self._bridge.module_name}.py",
-            )
-            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-            return _LaunchPlan(argv, config, env, "/", host_api, () if seccomp_fd is None else (seccomp_fd,))
+        try:
+            if self._mode == "bubblewrap":
+                return self._bubblewrap_plan(
+                    config, pass_fds, python, refuse_uncounted_memory=not memory_counted, report_pid=cgroup is not None
+                )
+            return self._subprocess_plan(config, pass_fds, python, refuse_uncounted_memory=not memory_counted)
+        except BaseException:
+            for fd in pass_fds:
+                os.close(fd)
+            raise
+
+    def _bubblewrap_plan(
+        self,
+        config: dict[str, Any],
+        pass_fds: list[int],
+        python: str,
+        *,
+        refuse_uncounted_memory: bool,
+        report_pid: bool,
+    ) -> _LaunchPlan:
+        bwrap = isolation_choice.find_bubblewrap()
+        if bwrap is None:
+            raise SandboxStartError(f"bubblewrap disappeared; {isolation_choice.INSTALL_HINT}")
+        roots = _python_roots()
+        host_api_dir, host_api = self._host_api(HOST_API_SOCKET_INSIDE)
+        seccomp_fd = _seccomp_pipe(refuse_uncounted_memory=refuse_uncounted_memory)
+        if seccomp_fd is not None:
+            pass_fds.append(seccomp_fd)
+        info_read, info_write = os.pipe() if report_pid else (None, None)
+        if info_write is not None:
+            pass_fds.append(info_write)
+        try:
+            argv = self._bubblewrap_argv(bwrap, python, roots, host_api_dir, host_api, seccomp_fd, info_write)
+        except BaseException:
+            if info_read is not None:
+                os.close(info_read)
+            raise
+        config.update(
+            sys_path=_visible_sys_path(tuple(roots)),
+            cwd=WORKSPACE_INSIDE,
+            host_api_dir=HOST_API_INSIDE,
+            host_api_file=f"{HOST_API_INSIDE}/{self._bridge.module_name}.py",
+        )
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        return _LaunchPlan(argv, config, env, "/", host_api, tuple(pass_fds), info_read)
+
+    def _bubblewrap_argv(
+        self,
+        bwrap: str,
+        python: str,
+        roots: list[Path],
+        host_api_dir: Path,
+        host_api: HostApiServer,
+        seccomp_fd: int | None,
+        info_fd: int | None,
+    ) -> list[str]:
+        return bubblewrap_command(
+            bwrap,
+            python=python,
+            python_roots=roots,
+            session_script=_SESSION_SCRIPT,
+            host_api_dir=host_api_dir,
+            host_api_socket=host_api.path,
+            workspace=self._require_workspace().root,
+            etc_dir=sandbox_etc_directory(),
+            limits=self.limits,
+            host_is_root=_host_is_root(),
+            seccomp_fd=seccomp_fd,
+            scratch=self._mount_scratch(),
+            info_fd=info_fd,
+        )
+
+    def _subprocess_plan(
+        self, config: dict[str, Any], pass_fds: list[int], python: str, *, refuse_uncounted_memory: bool
+    ) -> _LaunchPlan:
+        workspace = self._require_workspace()
         home = workspace.state_dir / "home"
         home.mkdir(exist_ok=True)
+        if _host_is_root():
+            os.chown(home, SANDBOX_UID, SANDBOX_GID)
+            reach_through = open_roots(_python_roots(), SANDBOX_UID, SANDBOX_GID)
+            pass_fds += reach_through.values()
+            config["reach_through"] = reach_through
         host_api_dir, host_api = self._host_api(None)
-        paths = [entry for entry in sys.path if entry and os.path.isdir(entry)]
-        # No privilege drop here: the interpreter may live under a
-        # directory (like /root) that an unprivileged user cannot read.
+        program = seccomp_program(refuse_uncounted_memory=refuse_uncounted_memory)
         config.update(
-            sys_path=paths,
+            sys_path=[entry for entry in sys.path if entry and os.path.isdir(entry)],
             cwd=str(workspace.root),
-            drop_privileges=False,
             host_api_dir=str(host_api_dir),
             host_api_file=str(host_api_dir / f"{self._bridge.module_name}.py"),
+            seccomp=None if program is None else program.hex(),
         )
         env = sandbox_environment(
             home=str(home),
@@ -393,7 +550,8 @@ class Sandbox:
             python_path=str(host_api_dir),
             path=os.environ.get("PATH", "/usr/bin:/bin"),
         )
-        return _LaunchPlan([python, "-I", "-S", str(_SESSION_SCRIPT)], config, env, str(workspace.root), host_api)
+        argv = [python, "-I", "-S", str(_SESSION_SCRIPT)]
+        return _LaunchPlan(argv, config, env, str(workspace.root), host_api, tuple(pass_fds))
 
     # ----- running code ----------------------------------------------------
 
@@ -431,12 +589,7 @@ class Sandbox:
                     else "the previous run was interrupted while the session restarted"
                 )
                 process = await self._restart()
-            watch = None if self._require_workspace().quota_enforced else asyncio.ensure_future(self._watch_disk())
-            try:
-                outcome = await process.request(message, seconds, watch)
-            finally:
-                if watch is not None:
-                    watch.cancel()
+            outcome = await process.request(message, seconds)
             if outcome.lost_because is not None:
                 restart_reason = outcome.lost_because
                 await self._restart()
@@ -453,23 +606,30 @@ class Sandbox:
             )
 
     async def _restart(self) -> SessionProcess:
-        if self._process is not None:
-            await self._process.close()
-            self._process = None
+        await self._end_session()
         self._process = await self._spawn()
         return self._process
 
-    async def _watch_disk(self) -> str:
-        """Polled quota for workspaces the kernel cannot bound (a caller's directory, or no root)."""
+    async def _watch_disk(self, process: SessionProcess) -> None:
+        """Polled quota for workspaces the kernel cannot bound (a caller's directory, or no root), runs or not."""
         workspace = self._require_workspace()
         while True:
-            await asyncio.sleep(_DISK_POLL_SECONDS)
-            used = await asyncio.to_thread(workspace.usage_bytes)
-            if used > self.limits.disk_bytes:
-                return (
-                    f"the workspace went over its disk quota ({used / 2**20:.0f} MB used, "
-                    f"{self.limits.disk_mb} MB allowed); delete files before writing more"
+            await asyncio.sleep(_DISK_POLL_SECONDS if self._lock.locked() else _IDLE_DISK_POLL_SECONDS)
+            usage = await asyncio.to_thread(measure, workspace.root)
+            if usage.bytes > self.limits.disk_bytes:
+                reason = (
+                    f"the workspace went over its disk quota ({usage.bytes / 2**20:.0f} MB used, "
+                    f"{self.limits.disk_mb} MB allowed; delete files before writing more)"
                 )
+            elif usage.entries > self.limits.disk_files:
+                reason = (
+                    f"the workspace went over its limit of files ({usage.entries} files and directories, "
+                    f"{self.limits.disk_files} allowed; delete some before creating more)"
+                )
+            else:
+                continue
+            await process.stop_because(reason)
+            return
 
     # ----- workspace -------------------------------------------------------
 
@@ -528,6 +688,13 @@ class Sandbox:
         """True when the workspace is a size-limited tmpfs; otherwise the quota is polled."""
         return self._require_workspace().quota_enforced
 
+    @property
+    def limit_enforcement(self) -> LimitEnforcement:
+        """What holds each limit on this host: cgroups, or the fallbacks (rlimits, seccomp, the host's watch)."""
+        return LimitEnforcement.decide(
+            host_cgroups(), disk_by_kernel=self._require_workspace().quota_enforced, sandbox_uid=SANDBOX_UID
+        )
+
     def describe(self) -> str:
         """A few lines telling a model what this sandbox offers and forbids."""
         self._require_workspace()
@@ -541,6 +708,7 @@ class Sandbox:
             f"Python {sys.version_info.major}.{sys.version_info.minor} session in {isolation}.",
             f"Working directory: {self.working_directory}. Variables and imports persist between runs.",
             f"Limits: {self.limits.describe()}.",
+            f"Enforced by: {self.limit_enforcement.describe()}.",
         ]
         if functions:
             lines.append(

@@ -1,7 +1,8 @@
 """The REPL server that runs *inside* the sandbox.
 
 The host starts it as ``python -I -S session.py CONFIG_JSON``. It sets the
-rlimits, gives up root if it has it, then serves requests that arrive as JSON
+rlimits, gives up root if it has it (and, without bubblewrap to do it, loads
+the seccomp filter), then serves requests that arrive as JSON
 lines on a unix socket inherited as a file descriptor: run Python in one
 persistent ``__main__`` namespace, or run a shell command. Output goes to the
 process's real stdout and stderr, which the host reads; after each run the
@@ -218,6 +219,28 @@ def _apply_limits(rlimits: list[list[int]]) -> None:
         resource.setrlimit(which, (value, value))
 
 
+def _load_seccomp(program: bytes) -> None:
+    """What bubblewrap's --seccomp does, for a session started without it."""
+    import ctypes
+
+    pr_set_no_new_privs, pr_set_seccomp, seccomp_mode_filter = 38, 22, 2
+
+    class _Program(ctypes.Structure):
+        _fields_ = [("length", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    instructions = ctypes.create_string_buffer(program, len(program))
+    filter_program = _Program(len(program) // 8, ctypes.addressof(instructions))
+    address = ctypes.addressof(filter_program)
+    # No new privileges: what an unprivileged process must promise to load a filter.
+    loaded = libc.prctl(pr_set_no_new_privs, 1, 0, 0, 0) == 0 and (
+        libc.prctl(pr_set_seccomp, seccomp_mode_filter, address, 0, 0) == 0
+    )
+    if not loaded:
+        raise SystemExit(f"retinue sandbox: could not load the seccomp filter: {os.strerror(ctypes.get_errno())}")
+
+
 def _drop_privileges(uid: int, gid: int) -> None:
     if os.geteuid() != 0:
         return
@@ -228,15 +251,60 @@ def _drop_privileges(uid: int, gid: int) -> None:
         raise SystemExit("retinue sandbox: could not give up root")
 
 
+def _reach_through(descriptors: dict[str, int]) -> None:
+    """Lead every path under these host directories through their descriptors (see unprivileged_python)."""
+    import ctypes
+
+    pid = os.getpid()
+    replacements = {original: f"/proc/{pid}/fd/{fd}" for original, fd in descriptors.items()}
+
+    def translate(path: str) -> str:
+        for original, replacement in replacements.items():
+            if path == original or path.startswith(f"{original}/"):
+                return replacement + path[len(original) :]
+        return path
+
+    # Dumpable again (giving up root made it not), so the processes this
+    # session starts, of the same uid, may follow its /proc/PID/fd links.
+    pr_set_dumpable = 4
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    if libc.prctl(pr_set_dumpable, 1, 0, 0, 0) != 0:
+        raise SystemExit(f"retinue sandbox: could not share its descriptors: {os.strerror(ctypes.get_errno())}")
+    sys.path[:] = [translate(entry) for entry in sys.path]
+    # Packages imported already look for their submodules in their own __path__.
+    for module in list(sys.modules.values()):
+        search_path = getattr(module, "__path__", None)
+        if isinstance(search_path, list):
+            search_path[:] = [translate(entry) for entry in search_path]
+    sys.executable = translate(sys.executable)
+    for name in ("PATH", "PYTHONPATH"):
+        os.environ[name] = ":".join(translate(entry) for entry in os.environ.get(name, "").split(":"))
+    home = translate(sys.base_prefix)
+    if home != sys.base_prefix:
+        # For a `python` started from here: its own idea of its prefix, and of
+        # where its shared library is, would name the unreachable path.
+        os.environ["PYTHONHOME"] = home
+        os.environ["LD_LIBRARY_PATH"] = f"{home}/lib"
+
+
 def main() -> None:
     config = json.loads(sys.argv[1])
     _apply_limits(config["rlimits"])
+    # Before giving up root, which can pass through any directory on the way.
+    os.chdir(config["cwd"])
+    if config.get("seccomp") or config.get("reach_through"):
+        # While the interpreter's own directory is still readable: it may not be after the uid changes.
+        import ctypes  # noqa: F401
     if config.get("drop_privileges"):
         _drop_privileges(int(config["uid"]), int(config["gid"]))
+    if config.get("seccomp"):
+        _load_seccomp(bytes.fromhex(config["seccomp"]))
     # -S skipped site.py (and its .pth hooks, which cost tens of ms); the
     # host tells us where its packages are instead.
     sys.path.extend(path for path in config["sys_path"] if path not in sys.path)
-    os.chdir(config["cwd"])
+    if config.get("reach_through"):
+        _reach_through(config["reach_through"])
     # As in a notebook, modules written to the working directory are
     # importable; then the host-API module, where `python script.py` finds
     # them too (script directory first, PYTHONPATH next).
