@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .cli import CommandError, add_store_argument
+from .cli import CommandError, add_store_argument, check_home
 
 # Only argparse runs when `retinue --help` builds the parser; the rest is imported by the command that needs it.
 if TYPE_CHECKING:
@@ -46,6 +46,13 @@ def configure_run(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-cost", type=positive_dollars, default=None, help="stop the whole run past this many dollars"
+    )
+    parser.add_argument(
+        "--max-wall",
+        metavar="SECONDS",
+        type=positive_seconds,
+        default=None,
+        help="stop the whole run after this many seconds, a model call that is still waiting included",
     )
     parser.add_argument("--no-trace", action="store_true", help="do not record the run in the trace store")
     add_store_argument(parser)
@@ -75,6 +82,17 @@ def positive_dollars(text: str) -> float:
     return value
 
 
+def positive_seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds greater than 0 (nan or inf would silently mean no limit)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"give a number of seconds greater than 0, such as 300, not {text!r}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     from .accounting import UsageByAgent
     from .events import fan_out
@@ -86,23 +104,39 @@ def run(args: argparse.Namespace) -> int:
     prompt = args.prompt or app.example_prompt
     store = None
     if not args.no_trace:
-        from .store import RunStore
+        from .store import RunStore, UnusableStoreError
 
-        store = RunStore(args.db)
+        if args.db is None:
+            check_home(create=True)
+        try:
+            store = RunStore(args.db)
+        except UnusableStoreError as exc:
+            raise CommandError(f"{exc}; or pass --no-trace to run without recording") from exc
     elif args.approve == "ui":
         raise CommandError("--approve ui needs the trace store (the UI reads approvals from it): drop --no-trace")
     approver = _approver(args.approve, store)
-    session = app.session(architecture, args.model, approver, args.user)
+    try:
+        session = app.session(architecture, args.model, approver, args.user)
+    except LookupError as exc:
+        if args.user is None:
+            raise
+        if store is not None:
+            store.close()
+        raise CommandError(
+            f"{app.name} knows no traveller {args.user!r}: give --traveller an id or email it knows, or leave "
+            "--traveller out to ask as its example traveller"
+        ) from exc
     view = LiveView()
     usage_by_agent = UsageByAgent()
     sink = fan_out(view, usage_by_agent, store.recorder() if store is not None else None)
     limits = None
-    if args.max_turns is not None or args.max_cost is not None:
+    if args.max_turns is not None or args.max_cost is not None or args.max_wall is not None:
         base = session.agent.limits
         limits = dataclasses.replace(
             base,
             max_turns=args.max_turns if args.max_turns is not None else base.max_turns,
             max_cost_usd=args.max_cost if args.max_cost is not None else base.max_cost_usd,
+            max_wall_seconds=args.max_wall if args.max_wall is not None else base.max_wall_seconds,
         )
     full_prompt = f"{session.preface}\n\n{prompt}" if session.preface else prompt
     # Terminals are scrolled back, shared and recorded: what is shown is masked like the trace.
@@ -324,9 +358,7 @@ def _approver(choice: str, store: Any) -> Approver:
 
 
 def _home() -> Path:
-    from .store import default_store_path
-
-    return Path(default_store_path()).parent
+    return check_home(create=True)
 
 
 def _slug(model: str | None) -> str:

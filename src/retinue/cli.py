@@ -14,14 +14,17 @@ argparse: every command imports what it needs when it runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .store import RunNode, RunRecord, RunStore
     from .store.records import AgentUsage, ModelCallRecord, ToolCallRecord
     from .usage import Usage
@@ -110,16 +113,60 @@ def add_store_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def open_store(args: argparse.Namespace, *, must_exist: bool = True) -> RunStore:
-    from .store import RunStore, default_store_path
+@contextlib.contextmanager
+def open_store(args: argparse.Namespace, *, must_exist: bool = True) -> Iterator[RunStore]:
+    """`with open_store(args) as store:` the store --db names, closed afterwards.
 
+    A store file that cannot be used (found when opening it, or only when a
+    query reaches a damaged part) ends the command with one line saying what
+    to do, instead of a traceback.
+    """
+    from .store import RunStore, UnusableStoreError, default_store_path
+
+    if not args.db:
+        check_home(create=not must_exist)
     path = args.db or default_store_path()
     if must_exist and not os.path.exists(path):
         raise CommandError(
             f"no trace store at {path}: record runs with `agent.run(..., on_event=RunStore().recorder())`, "
             "or point --db at a store"
         )
-    return RunStore(path)
+    try:
+        with RunStore(path) as store:
+            yield store
+    except UnusableStoreError as exc:
+        raise CommandError(str(exc)) from exc
+
+
+def check_home(*, create: bool) -> Path:
+    """retinue's home directory ($RETINUE_HOME, else ~/.retinue), where runs and eval results are kept.
+
+    With `create`, it is made if missing and must take a new file. A home that cannot be used ends the
+    command with one line naming it, before any work that would be lost.
+    """
+    import tempfile
+
+    from .store import default_store_path
+
+    home = default_store_path().parent
+    named = f"RETINUE_HOME ({home})" if os.environ.get("RETINUE_HOME") else str(home)
+    fix = "set RETINUE_HOME to a directory you can write to"
+    existing = next(path for path in (home, *home.parents) if path.exists())
+    if not existing.is_dir():
+        where = "is a file" if existing == home else f"is inside {existing}, which is a file"
+        raise CommandError(f"{named} {where}, not a directory: {fix}")
+    if create:
+        try:
+            home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CommandError(f"cannot create {named}: {exc.strerror or exc}; {fix}") from exc
+        try:
+            # Permission bits do not tell (root ignores them, /proc is rwx): creating a file does.
+            with tempfile.TemporaryFile(dir=home):
+                pass
+        except OSError as exc:
+            raise CommandError(f"cannot write in {named}: {exc.strerror or exc}; {fix}") from exc
+    return home
 
 
 def format_tokens(count: int) -> str:
@@ -292,12 +339,14 @@ def _tree_lines(node: RunNode, lines: list[str], width: int) -> None:
     lines.append(_run_line(node))
     lines.append(f"  prompt: {one_line(node.run.prompt, width)}")
     children = {child.run.run_id: child for child in node.children}
+    # Its process ended: steps still open will never finish, and saying "running" would mislead.
+    interrupted = node.run.status == "interrupted"
     entries: list[list[str]] = []
     for step in node.steps:
         if isinstance(step, ModelCallRecord):
-            entries.append([_model_call_line(step, width)])
+            entries.append([_model_call_line(step, width, interrupted=interrupted)])
             continue
-        entry = _tool_call_lines(step, width)
+        entry = _tool_call_lines(step, width, interrupted=interrupted)
         started = [children.pop(child_id) for child_id in step.child_run_ids if child_id in children]
         entry += _branches([_subtree(child, width) for child in started])
         entries.append(entry)
@@ -308,6 +357,8 @@ def _tree_lines(node: RunNode, lines: list[str], width: int) -> None:
         lines.append(f"  answer: {one_line(node.run.output, width)}")
     if node.run.error is not None:
         lines.append(f"  stopped: {one_line(node.run.error, width)}")
+    if interrupted:
+        lines.append("  interrupted: the process recording this run ended before the run finished")
     for notice in node.notices:
         lines.append(f"  notice ({notice.kind}): {one_line(notice.message, width)}")
 
@@ -328,10 +379,11 @@ def _branches(entries: list[list[str]]) -> list[str]:
     return lines
 
 
-def _model_call_line(call: ModelCallRecord, width: int) -> str:
+def _model_call_line(call: ModelCallRecord, width: int, *, interrupted: bool = False) -> str:
     head = f"chat #{call.id} · turn {call.turn} · {call.model_id}"
     if call.response is None:
-        return f"{head} · {'failed: ' + call.error if call.error else 'waiting for the model…'}"
+        waiting = "interrupted" if interrupted else "waiting for the model…"
+        return f"{head} · {'failed: ' + call.error if call.error else waiting}"
     assert call.usage is not None
     said = []
     if call.response.message.text:
@@ -340,7 +392,7 @@ def _model_call_line(call: ModelCallRecord, width: int) -> str:
     return f"{head} · {format_usage(call.usage)} · {format_seconds(call.duration_seconds)} · {' '.join(said)}"
 
 
-def _tool_call_lines(call: ToolCallRecord, width: int) -> list[str]:
+def _tool_call_lines(call: ToolCallRecord, width: int, *, interrupted: bool = False) -> list[str]:
     import json
 
     arguments = call.invalid_arguments or json.dumps(call.arguments, ensure_ascii=False)
@@ -351,7 +403,7 @@ def _tool_call_lines(call: ToolCallRecord, width: int) -> list[str]:
         reason = f": {approval.reason}" if approval.reason else ""
         lines.append(f"approval: {approval.status}{reason}")
     if call.result is None:
-        lines.append("… running")
+        lines.append("… interrupted" if interrupted else "… running")
     else:
         marker = "✗" if call.is_error else "="
         lines.append(f"{marker} {one_line(call.result, width)} · {format_seconds(call.duration_seconds)}")
@@ -449,7 +501,7 @@ async def _replay_and_print(
 def _configure_ui(parser: argparse.ArgumentParser) -> None:
     add_store_argument(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    parser.add_argument("--port", type=port_number, default=8765, help="port (default 8765; 0 picks a free one)")
     parser.add_argument(
         "--token",
         default=os.environ.get("RETINUE_UI_TOKEN"),
@@ -472,14 +524,36 @@ def _ui(args: argparse.Namespace) -> int:
 
     configured = os.environ.get(MODEL_ENV_VAR, "").strip()
     models = [*args.model, configured] if configured else args.model
-    store = open_store(args, must_exist=False)
-    try:
-        serve(store, host=args.host, port=args.port, token=args.token, models=models)
-    except ConfigurationError as exc:
-        raise CommandError(str(exc), exit_code=2) from exc
-    finally:
-        store.close()
+    with open_store(args, must_exist=False) as store:
+        try:
+            serve(store, host=args.host, port=args.port, token=args.token, models=models)
+        except ConfigurationError as exc:
+            raise CommandError(str(exc), exit_code=2) from exc
+        except OSError as exc:
+            raise CommandError(_cannot_listen(args.host, args.port, exc)) from exc
     return 0
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"give a port from 1 to 65535, or 0 for any free one, not {text!r}")
+    return port
+
+
+def _cannot_listen(host: str, port: int, error: OSError) -> str:
+    import errno
+
+    if error.errno == errno.EADDRINUSE:
+        return (
+            f"port {port} on {host} is already in use (another `retinue ui`?): stop that server, or pick another "
+            "port with --port (0 for any free one)"
+        )
+    return f"cannot listen on {host} port {port}: {error.strerror or error}; check --host and --port"
 
 
 register(Command("runs", "list recorded runs, newest first", _configure_runs, _runs))

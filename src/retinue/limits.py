@@ -3,7 +3,8 @@
 Every run has a `Budget`. A sub-agent's budget is chained to its parent's, so
 the tokens and dollars a clone spends count against the master and the root:
 a tree of agents cannot overspend what the root was given. The turn limit is
-per agent; tokens, dollars and wall time apply to the whole subtree.
+per agent; tokens, dollars, wall time and the number of sub-runs apply to the
+whole subtree, and the depth limit to every branch of it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ from typing import Literal, TypeAlias
 from .errors import ConfigurationError
 from .usage import Usage
 
-LimitName: TypeAlias = Literal["max_turns", "max_input_tokens", "max_output_tokens", "max_cost_usd", "max_wall_seconds"]
+LimitName: TypeAlias = Literal[
+    "max_turns",
+    "max_input_tokens",
+    "max_output_tokens",
+    "max_cost_usd",
+    "max_wall_seconds",
+    "max_depth",
+    "max_sub_runs",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +35,15 @@ class Limits:
     `answer_on_last_turn` sends the last turn `max_turns` allows with tool_choice "none", so the model must
     answer with what it has instead of being cut off mid-task (the tools stay in the request, so the
     prompt cache still hits).
+
+    `max_depth` and `max_sub_runs` bound the tree of sub-agents (specialists, clones, any `run_sub_agent`)
+    under this run, so an agent that delegates to copies of itself cannot fork without end. A sub-run
+    deeper than `max_depth` levels below this run ends at once with that limit, before any model call, and
+    its caller hears why; the rest of the tree goes on. Past `max_sub_runs` sub-runs in all, the tree has
+    spent its budget like one out of tokens: every run in it stops before its next model call. Both are on
+    by default: 8 levels is far deeper than any designed tree (a lead and its specialists are 1, a clone
+    of a clone 2), and 200 runs leave a lead room to consult a few specialists on each of its 50 turns,
+    while a tree forking three ways passes it within five levels.
     """
 
     max_turns: int | None = 50
@@ -33,15 +51,25 @@ class Limits:
     max_output_tokens: int | None = None
     max_cost_usd: float | None = None
     max_wall_seconds: float | None = None
+    max_depth: int | None = 8
+    max_sub_runs: int | None = 200
     answer_on_last_turn: bool = False
 
     def __post_init__(self) -> None:
         # A limit that can never be reached (nan, inf, 0 turns) would silently mean "no limit" or "no run".
         for name in ("max_turns", "max_input_tokens", "max_output_tokens"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            if value is not None and not _is_whole_number(value, at_least=1):
                 raise ConfigurationError(
                     f"Limits({name}={value!r}): give a whole number of at least 1, or None for no limit."
+                )
+        # 0 is a real limit here: an agent that must work alone.
+        for name in ("max_depth", "max_sub_runs"):
+            value = getattr(self, name)
+            if value is not None and not _is_whole_number(value, at_least=0):
+                raise ConfigurationError(
+                    f"Limits({name}={value!r}): give a whole number of at least 0 (0: no sub-agents), "
+                    "or None for no limit."
                 )
         for name in ("max_cost_usd", "max_wall_seconds"):
             value = getattr(self, name)
@@ -51,6 +79,10 @@ class Limits:
                 raise ConfigurationError(
                     f"Limits({name}={value!r}): give a finite number greater than 0, or None for no limit."
                 )
+
+
+def _is_whole_number(value: object, *, at_least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= at_least
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,22 +95,34 @@ class LimitReached:
     used: float
 
     def describe(self) -> str:
-        return f"{self.limit} of agent '{self.agent}' reached ({self.used:g} used, limit {self.value:g})"
+        if self.limit == "max_depth":
+            used = f"a sub-agent {self.used:g} levels below it"
+        elif self.limit == "max_sub_runs":
+            used = f"{self.used:g} sub-agent runs started"
+        else:
+            used = f"{self.used:g} used"
+        return f"{self.limit} of agent '{self.agent}' reached ({used}, limit {self.value:g})"
 
 
 class Budget:
     """The running totals of one agent run, charged upward to its ancestors."""
 
-    __slots__ = ("agent", "limits", "own_usage", "parent", "started_at", "turns", "usage")
+    __slots__ = ("agent", "limits", "own_usage", "parent", "started_at", "sub_runs", "turns", "usage")
 
     def __init__(self, agent: str, limits: Limits, parent: Budget | None = None) -> None:
+        """A budget with a `parent` is a sub-run's: it counts as one more sub-run of every ancestor."""
         self.agent = agent
         self.limits = limits
         self.parent = parent
         self.usage = Usage()  # this run and every sub-agent under it
         self.own_usage = Usage()  # this run's own model calls
         self.turns = 0
+        self.sub_runs = 0  # runs started anywhere under this one
         self.started_at = time.monotonic()
+        ancestor = parent
+        while ancestor is not None:
+            ancestor.sub_runs += 1
+            ancestor = ancestor.parent
 
     def charge(self, usage: Usage) -> None:
         self.own_usage.add(usage)
@@ -93,14 +137,17 @@ class Budget:
         if limits.max_turns is not None and self.turns >= limits.max_turns:
             return LimitReached("max_turns", self.agent, limits.max_turns, self.turns)
         budget: Budget | None = self
+        levels_below = 0  # how far below `budget` this run is
         while budget is not None:
-            reached = budget._check_shared()
+            reached = budget._check_shared(levels_below)
             if reached is not None:
                 return reached
             budget = budget.parent
+            levels_below += 1
         return None
 
-    def _check_shared(self) -> LimitReached | None:
+    def _check_shared(self, levels_below: int) -> LimitReached | None:
+        """The first limit of this budget's that stops a run `levels_below` levels under it."""
         limits, usage = self.limits, self.usage
         if limits.max_input_tokens is not None and usage.input_tokens >= limits.max_input_tokens:
             return LimitReached("max_input_tokens", self.agent, limits.max_input_tokens, usage.input_tokens)
@@ -112,6 +159,12 @@ class Budget:
             elapsed = time.monotonic() - self.started_at
             if elapsed >= limits.max_wall_seconds:
                 return LimitReached("max_wall_seconds", self.agent, limits.max_wall_seconds, elapsed)
+        # A sub-run is counted as it starts, before its first check: the one that takes the count past the cap
+        # is the first refused, so `>`, not `>=` as for tokens.
+        if limits.max_sub_runs is not None and self.sub_runs > limits.max_sub_runs:
+            return LimitReached("max_sub_runs", self.agent, limits.max_sub_runs, self.sub_runs)
+        if limits.max_depth is not None and levels_below > limits.max_depth:
+            return LimitReached("max_depth", self.agent, limits.max_depth, levels_below)
         return None
 
     def deadline(self) -> tuple[float, Budget] | None:

@@ -21,6 +21,7 @@ import aiohttp
 import pytest
 
 from retinue import Agent, cli
+from retinue.errors import ConfigurationError
 from retinue.messages import AssistantMessage
 from retinue.models.http import close_sessions
 from retinue.models.openai import OpenAIModel
@@ -130,3 +131,49 @@ async def test_the_ui_refuses_to_replay_on_a_model_nobody_configured(tmp_path: P
             assert (await _replay_from_ui(ui, call.id, {"model": call.model_id}))[0] == 200
             assert (await _replay_from_ui(ui, call.id, {"model": "openai:gpt-4.1-mini"}))[0] == 200
     assert resolved == [call.model_id, "openai:gpt-4.1-mini"]
+
+
+def make_it_an_older_store(path: Path) -> None:
+    """Rewrite a store as a schema-1 retinue left it: calls to a compatible server named `openai:<model>`."""
+    import sqlite3
+
+    connection = sqlite3.connect(path)
+    with connection:
+        connection.execute("UPDATE model_calls SET model_id = 'openai:qwen2.5'")
+        connection.execute("UPDATE runs SET model_id = 'openai:qwen2.5'")
+        connection.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+        connection.execute("DELETE FROM meta WHERE key = 'last_call_without_server'")
+    connection.close()
+
+
+async def test_a_call_from_an_older_store_is_replayed_only_where_the_user_says(tmp_path: Path, capsys: Any) -> None:
+    path = tmp_path / "runs.sqlite"
+    answers = ["Recorded answer.", "Replayed answer.", "Recorded after the upgrade.", "Replayed again."]
+    async with FakeOpenAIServer(answers) as server:
+        await _older_store_replays(path, server)
+    await close_sessions()
+    code = await asyncio.to_thread(cli.main, ["replay", "1", "--db", str(path)])
+    assert code != 0 and "recorded by an older retinue" in capsys.readouterr().err
+
+
+async def _older_store_replays(path: Path, server: FakeOpenAIServer) -> None:
+    with RunStore(path) as store:
+        old_call = await record_one_call(store, server)
+    make_it_an_older_store(path)
+
+    with RunStore(path) as store:
+        # `openai:qwen2.5` may have gone to any compatible server: guessing OpenAI would send it the conversation.
+        with pytest.raises(ConfigurationError, match=r"--model openai:qwen2\.5@<base_url>"):
+            await replay_call(store, old_call.id)
+        async with UIServer(store, port=0) as ui:
+            status, body = await _replay_from_ui(ui, old_call.id, {"model": "openai:qwen2.5"})
+        assert status == 400 and "Refusing to replay" in body
+
+        # Named explicitly, it goes where it is told; calls recorded after the upgrade replay as before.
+        told = await replay_call(store, old_call.id, model=OpenAIModel("qwen2.5", base_url=server.base_url))
+        new_call = await record_one_call(store, server)
+        again = await replay_call(store, new_call.id)
+    assert old_call.id == 1
+    assert told.response.message.text == "Replayed answer."
+    assert again.response.message.text == "Replayed again."
+    assert again.model_id == f"openai:qwen2.5@{server.base_url}"

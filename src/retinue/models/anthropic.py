@@ -349,9 +349,9 @@ class _MessageStream:
     def is_complete(self) -> bool:
         return self._stopped
 
-    def feed(self, event: str, data: str) -> None:
+    def feed(self, event: str, data: str) -> bool:
         if event == "ping":
-            return
+            return False  # a keep-alive, which the API sends while the model has nothing to say yet
         try:
             payload = json.loads(data)
             kind = payload["type"]
@@ -382,6 +382,7 @@ class _MessageStream:
                 ),
                 retryable=False,
             ) from None
+        return True
 
     def _delta(self, block: _Block, delta: dict[str, Any]) -> None:
         kind = delta["type"]

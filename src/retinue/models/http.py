@@ -101,6 +101,7 @@ class Endpoint:
         "proxy",
         "request_timeout",
         "retry_backoff",
+        "stream_idle_seconds",
         "stream_timeout",
         "url",
     )
@@ -127,9 +128,11 @@ class Endpoint:
         self.retry_backoff = retry_backoff
         connect = min(timeout, _CONNECT_TIMEOUT_SECONDS)
         self.request_timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect)
-        # A stream may legitimately run for many minutes; what must not happen
-        # is a long silence between two events.
-        self.stream_timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=timeout)
+        # A stream may legitimately run for many minutes; what must not happen is a long wait for the first
+        # event or between two. A read timeout cannot see that: keep-alives reset it, so post_stream keeps
+        # its own clock, which only part of the answer moves.
+        self.stream_timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect)
+        self.stream_idle_seconds = timeout
         self._secret = api_key
         self.proxy = proxy_for(url)
 
@@ -209,7 +212,9 @@ class StreamConsumer(Protocol):
     @property
     def text_delivered(self) -> bool: ...
 
-    def feed(self, event: str, data: str) -> None: ...
+    def feed(self, event: str, data: str) -> bool:
+        """Take one event: True when it was part of the answer, False for a keep-alive (such as a ping)."""
+        ...
 
     def is_complete(self) -> bool: ...
 
@@ -218,19 +223,29 @@ ConsumerT = TypeVar("ConsumerT", bound=StreamConsumer)
 
 
 async def post_stream(endpoint: Endpoint, body: Mapping[str, Any], new_consumer: Callable[[], ConsumerT]) -> ConsumerT:
-    """POST `body` and feed the event stream to a fresh consumer per attempt."""
+    """POST `body` and feed the event stream to a fresh consumer per attempt.
+
+    An attempt fails as timed out when `endpoint.stream_idle_seconds` pass without an event that is part of
+    the answer, from the request on: keep-alive comments and pings do not count.
+    """
     payload = encode_body(body)
+    idle_seconds = endpoint.stream_idle_seconds
+    loop = asyncio.get_running_loop()
     attempt = 0
     while True:
         consumer = new_consumer()
+        waiting = asyncio.timeout(idle_seconds)
         try:
-            async with shared_session().post(
-                endpoint.url,
-                data=payload,
-                headers=endpoint.headers,
-                timeout=endpoint.stream_timeout,
-                proxy=endpoint.proxy,
-            ) as response:
+            async with (
+                waiting,
+                shared_session().post(
+                    endpoint.url,
+                    data=payload,
+                    headers=endpoint.headers,
+                    timeout=endpoint.stream_timeout,
+                    proxy=endpoint.proxy,
+                ) as response,
+            ):
                 if response.status >= 300:
                     raw = await response.read()
                     failure = classify_http_failure(endpoint, response.status, response.headers, raw)
@@ -239,7 +254,8 @@ async def post_stream(endpoint: Endpoint, body: Mapping[str, Any], new_consumer:
                     parser = SSEParser()
                     async for chunk in response.content.iter_any():
                         for event, data in parser.feed(chunk):
-                            consumer.feed(event, data)
+                            if consumer.feed(event, data):
+                                waiting.reschedule(loop.time() + idle_seconds)
                     if consumer.is_complete():
                         return consumer
                     failure = _Failure(
@@ -254,7 +270,7 @@ async def post_stream(endpoint: Endpoint, body: Mapping[str, Any], new_consumer:
             exc.error.args = (endpoint.scrub(str(exc.error)),)
             failure = _Failure(exc.error, retryable=exc.retryable)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            failure = _connection_failure(endpoint, exc)
+            failure = _idle_stream_failure(endpoint) if waiting.expired() else _connection_failure(endpoint, exc)
         if failure.retryable and consumer.text_delivered:
             raise ProviderUnavailableError(
                 f"The response stream from {endpoint.provider} was cut after part of the answer had been "
@@ -375,6 +391,19 @@ def _connection_failure(endpoint: Endpoint, exc: BaseException) -> _Failure:
     return _Failure(
         ProviderUnavailableError(
             f"The connection to {endpoint.provider} at {endpoint.url} {what}.", provider=endpoint.provider
+        ),
+        retryable=True,
+    )
+
+
+def _idle_stream_failure(endpoint: Endpoint) -> _Failure:
+    # Retried like any timeout: the next attempt may reach a server (or a queue) that is not stuck.
+    return _Failure(
+        ProviderUnavailableError(
+            f"The response stream from {endpoint.provider} at {endpoint.url} timed out: no part of the answer "
+            f"came for {endpoint.stream_idle_seconds:g} s (keep-alives do not count). Pass a larger timeout= to "
+            "the model if it is this slow to start answering.",
+            provider=endpoint.provider,
         ),
         retryable=True,
     )

@@ -45,7 +45,8 @@ class OpenAIModel:
     itself. Their key is `api_key` or OPENAI_COMPATIBLE_API_KEY: OPENAI_API_KEY
     is only ever sent to OpenAI. `price` overrides the price table, so self-hosted models can be
     costed too. `timeout` is the seconds allowed for a whole answer, or
-    between two events of a streamed one; failures worth retrying are retried
+    for the first and between two events of a streamed one (keep-alives do
+    not count); failures worth retrying, timeouts included, are retried
     `max_retries` times, waiting about `retry_backoff` seconds, doubling each
     time, unless the server says how long to wait.
     """
@@ -292,10 +293,10 @@ class _CompletionStream:
         # reason is proof enough that the answer is whole.
         return self._done or self.finish_reason is not None
 
-    def feed(self, event: str, data: str) -> None:
+    def feed(self, event: str, data: str) -> bool:
         if data.startswith("[DONE]"):
             self._done = True
-            return
+            return True
         try:
             chunk = json.loads(data)
         except ValueError:
@@ -329,6 +330,7 @@ class _CompletionStream:
                 self._add_tool_delta(call_delta)
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
+        return True
 
     def _add_tool_delta(self, call_delta: dict[str, Any]) -> None:
         index = call_delta.get("index", len(self._calls))

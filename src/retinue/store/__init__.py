@@ -6,6 +6,7 @@ store.flush()
 tree = store.get_run_tree(result.run_id)
 """
 
+from .errors import InterruptedRunError, StoreError, UnusableStoreError
 from .records import (
     AgentUsage,
     ApprovalRecord,
@@ -23,6 +24,7 @@ from .sqlite import RunStore, default_store_path, usage_by_agent
 __all__ = [
     "AgentUsage",
     "ApprovalRecord",
+    "InterruptedRunError",
     "ModelCallRecord",
     "NoticeRecord",
     "ReplayResult",
@@ -30,7 +32,9 @@ __all__ = [
     "RunRecord",
     "RunStore",
     "Step",
+    "StoreError",
     "ToolCallRecord",
+    "UnusableStoreError",
     "default_store_path",
     "edit_request",
     "replay_call",

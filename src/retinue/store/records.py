@@ -9,8 +9,10 @@ from typing import Any, Literal, TypeAlias
 from ..messages import ModelRequest, ModelResponse
 from ..usage import Usage
 
-RunState: TypeAlias = Literal["running", "completed", "limit", "error", "cancelled"]
-ApprovalState: TypeAlias = Literal["pending", "approved", "denied"]
+RunState: TypeAlias = Literal["running", "completed", "limit", "error", "cancelled", "interrupted"]
+""""interrupted": the run never finished and never will, because the process recording it has ended."""
+ApprovalState: TypeAlias = Literal["pending", "approved", "denied", "interrupted"]
+""""interrupted": the process that asked has ended, so the approval can no longer be answered."""
 
 
 @dataclass(slots=True)
@@ -63,6 +65,8 @@ class ModelCallRecord:
     response: ModelResponse | None
     error: str | None = None
     request: ModelRequest | None = None
+    server_recorded: bool = True
+    """False for a call from an older store, whose `model_id` may lack the compatible server it went to."""
     kind: Literal["model_call"] = "model_call"
 
 

@@ -23,6 +23,9 @@ from .sqlite import RunStore
 
 ModelResolver = Callable[[str], Model]
 
+# Providers whose bare model string means their official API, and so their key.
+_PROVIDERS_WITH_A_HOST = frozenset({"openai", "anthropic"})
+
 
 @dataclass(slots=True)
 class ReplayResult:
@@ -90,6 +93,13 @@ async def replay_call(
         raise LookupError(f"There is no recorded model call {call_id}; `retinue show RUN_ID` lists a run's calls.")
     if call.request is None:
         raise LookupError(f"Model call {call_id} was recorded without its request, so it cannot be replayed.")
+    if model is None and not call.server_recorded and call.model_id.split(":", 1)[0] in _PROVIDERS_WITH_A_HOST:
+        raise ConfigurationError(
+            f"model call {call_id} was recorded by an older retinue that stored {call.model_id!r} without the "
+            "server it was sent to, which may have been a compatible server rather than the provider's own API. "
+            f"Say where to replay it: --model {call.model_id} for the provider's API, or "
+            f"--model {call.model_id}@<base_url> for a compatible server."
+        )
     request = edit_request(call.request, instructions=instructions, tool_descriptions=tool_descriptions)
     chosen = model if model is not None else call.model_id
     if isinstance(chosen, str):

@@ -32,6 +32,8 @@ from ..events import Event, EventSink, TextDelta
 from ..messages import Message, ModelRequest, ModelSettings, ToolSchema
 from ..redact import current_redactor
 from ..usage import Usage
+from .errors import InterruptedRunError, UnusableStoreError
+from .liveness import ProcessIdentity, owner_is_gone
 from .records import (
     AgentUsage,
     ApprovalRecord,
@@ -42,7 +44,15 @@ from .records import (
     Step,
     ToolCallRecord,
 )
-from .schema import connect, initialize, parse_ranges
+from .schema import (
+    DEFAULT_BUSY_TIMEOUT,
+    LAST_CALL_WITHOUT_SERVER,
+    connect,
+    initialize,
+    is_unusable_store_error,
+    parse_ranges,
+    unusable_store,
+)
 from .serialize import decode, response_from_json
 from .writer import STOP, ApprovalRequestItem, ApprovalResolutionItem, Flush, Waiters, Writer
 
@@ -65,15 +75,31 @@ class RunStore:
     Record a run with `agent.run(..., on_event=store.recorder())`. Queries see
     what the writer has committed; call `flush()` first to see everything
     recorded so far. `close()` (or leaving a `with` block) writes what is left.
+
+    A run whose process ended without finishing it (killed, crashed) is
+    reported with the status "interrupted", and its pending approvals can no
+    longer be answered. `busy_timeout` is how long one write waits for another
+    connection's lock before the writer backs off and tries again; the events
+    are kept meanwhile. A file that is not a usable store raises
+    `UnusableStoreError`, with what to do, before anything is written to it.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+    ) -> None:
         self.path = Path(path).expanduser() if path is not None else default_store_path()
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not self.path.exists():
-            # SQLite gives its -wal and -shm files the database file's permissions.
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-        initialize(self.path)
+        self.busy_timeout = busy_timeout
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not self.path.exists():
+                # SQLite gives its -wal and -shm files the database file's permissions.
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        except OSError as exc:
+            raise UnusableStoreError(
+                f"cannot create the trace store {self.path}: {exc.strerror}; set --db (or $RETINUE_HOME) to a "
+                "place you can write"
+            ) from exc
+        initialize(self.path, busy_timeout=busy_timeout)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         # Nonzero while someone waits for the writer (flush, close): it stops waiting for a quiet moment.
         self._urgent = Waiters()
@@ -158,9 +184,19 @@ class RunStore:
 
         The decision is written straight to the file, not through the writer,
         so it also reaches an approver in another process that is polling it.
+        Raises `InterruptedRunError` when the process that asked has ended.
         """
-        connection = connect(self.path)
+        connection = connect(self.path, busy_timeout=self.busy_timeout)
         try:
+            row = connection.execute(
+                "SELECT owner_id FROM approvals WHERE run_id = ? AND tool_call_id = ? AND status = 'pending'",
+                (run_id, tool_call_id),
+            ).fetchone()
+            if row is not None and _gone_owners(connection, [row[0]]):
+                raise InterruptedRunError(
+                    f"run {run_id[:8]} is no longer running (the process that asked for this approval has ended), "
+                    "so nobody would act on the answer"
+                )
             cursor = connection.execute(
                 "UPDATE approvals SET decision = ?, decision_reason = ? "
                 "WHERE run_id = ? AND tool_call_id = ? AND status = 'pending' AND decision IS NULL",
@@ -195,7 +231,7 @@ class RunStore:
                     if store is not None:
                         store._writer_failed(exc)
 
-                writer = Writer(self.path, self._queue, self._urgent, on_failure)
+                writer = Writer(self.path, self._queue, self._urgent, on_failure, busy_timeout=self.busy_timeout)
                 self._writer = threading.Thread(target=writer.run, name="retinue-trace-writer", daemon=True)
                 self._writer.start()
 
@@ -211,7 +247,7 @@ class RunStore:
             run_ids = [row[0] for row in rows]
             own = _usage_by(connection, "run_id", run_ids)
             per_root = _usage_by(connection, "root_run_id", run_ids)
-        records = [_run_from_row(row) for row in rows]
+            records = _runs_from_rows(connection, rows)
         for record in records:
             record.usage = own.get(record.run_id, Usage())
             if record.run_id == record.root_run_id:
@@ -221,10 +257,11 @@ class RunStore:
         return records
 
     def get_run(self, run_id: str) -> RunRecord | None:
-        row = self._query_one(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
-        if row is None:
-            return None
-        record = _run_from_row(row)
+        with self._reading() as connection:
+            rows = connection.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)).fetchall()
+            if not rows:
+                return None
+            (record,) = _runs_from_rows(connection, rows)
         record.usage = self._usage_where("run_id = ?", run_id)
         record.total_usage = self._subtree_usage(run_id)
         return record
@@ -257,7 +294,8 @@ class RunStore:
                 "SELECT run_id, agent, kind, message, data, at FROM notices WHERE root_run_id = ? ORDER BY id",
                 (root_id,),
             ).fetchall()
-        nodes = {row[0]: RunNode(_run_from_row(row)) for row in run_rows}
+            nodes = {record.run_id: RunNode(record) for record in _runs_from_rows(connection, run_rows)}
+            approval_records = _approvals_from_rows(connection, approval_rows)
         for row in call_rows:
             call = _call_from_row(row)
             node = nodes.get(call.run_id)
@@ -265,7 +303,7 @@ class RunStore:
                 node.steps.append(call)
                 if call.usage is not None:
                     node.run.usage.add(call.usage)
-        approvals = {(row[0], row[1]): _approval_from_row(row) for row in approval_rows}
+        approvals = {(approval.run_id, approval.tool_call_id): approval for approval in approval_records}
         tools_by_key: dict[tuple[str, str], ToolCallRecord] = {}
         for row in tool_rows:
             tool = _tool_from_row(row)
@@ -305,6 +343,10 @@ class RunStore:
         call = _call_from_row(row)
         prefix_hash, ranges = row[-2], row[-1]
         with self._reading() as connection:
+            last_without_server = connection.execute(
+                "SELECT value FROM meta WHERE key = ?", (LAST_CALL_WITHOUT_SERVER,)
+            ).fetchone()
+            call.server_recorded = last_without_server is None or call_id > int(last_without_server[0])
             prefix_row = connection.execute(
                 "SELECT body FROM request_prefixes WHERE hash = ?", (prefix_hash,)
             ).fetchone()
@@ -335,13 +377,18 @@ class RunStore:
         return [] if tree is None else usage_by_agent(tree)
 
     def pending_approvals(self, root_run_id: str | None = None) -> list[ApprovalRecord]:
-        """Approvals still waiting for an answer, oldest first (of one run tree, or of every run)."""
+        """Approvals still waiting for an answer, oldest first (of one run tree, or of every run).
+
+        Approvals asked by a process that has ended are left out: nobody is waiting for them.
+        """
         where, params = ("AND root_run_id = ?", (root_run_id,)) if root_run_id else ("", ())
-        rows = self._query(
-            f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE status = 'pending' {where} ORDER BY requested_at",
-            params,
-        )
-        return [_approval_from_row(row) for row in rows]
+        with self._reading() as connection:
+            rows = connection.execute(
+                f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE status = 'pending' {where} ORDER BY requested_at",
+                params,
+            ).fetchall()
+            approvals = _approvals_from_rows(connection, rows)
+        return [approval for approval in approvals if approval.status == "pending"]
 
     def data_version(self) -> int:
         """A number that changes whenever another connection commits: cheap polling for live views."""
@@ -361,16 +408,23 @@ class RunStore:
     @contextlib.contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
         with self._reader_lock:
-            if self._reader is None:
-                if self._closed:
-                    raise RuntimeError(f"{self!r} is closed")
-                self._reader = connect(self.path, check_same_thread=False)
-            # One read transaction, so the rows of several queries are one consistent snapshot.
-            self._reader.execute("BEGIN")
             try:
-                yield self._reader
-            finally:
-                self._reader.execute("COMMIT")
+                if self._reader is None:
+                    if self._closed:
+                        raise RuntimeError(f"{self!r} is closed")
+                    self._reader = connect(self.path, busy_timeout=self.busy_timeout, check_same_thread=False)
+                # One read transaction, so the rows of several queries are one consistent snapshot.
+                self._reader.execute("BEGIN")
+                try:
+                    yield self._reader
+                finally:
+                    if self._reader.in_transaction:
+                        self._reader.execute("COMMIT")
+            except sqlite3.Error as exc:
+                # A file damaged past its header shows only when a query reaches the damage.
+                if is_unusable_store_error(exc):
+                    raise unusable_store(self.path, exc) from exc
+                raise
 
     def _query(self, sql: str, params: Iterable[Any]) -> list[Any]:
         with self._reading() as connection:
@@ -383,7 +437,7 @@ class RunStore:
     def _writer_failed(self, exc: BaseException) -> None:
         self._failures += 1
         if self._failures == 1 or self._failures % 100 == 0:
-            log.error("retinue trace store %s could not write a batch (%d so far): %r", self.path, self._failures, exc)
+            log.error("retinue trace store %s could not write an event (%d so far): %r", self.path, self._failures, exc)
 
 
 def usage_by_agent(tree: RunNode) -> list[AgentUsage]:
@@ -425,7 +479,7 @@ def _prefix_range(prefix: str) -> tuple[str, str]:
 
 _RUN_COLUMNS = (
     "run_id, root_run_id, parent_run_id, parent_tool_call_id, agent, kind, model_id, prompt, depth, status, "
-    "output, error, stop_reason, turns, started_at, finished_at, duration_seconds"
+    "output, error, stop_reason, turns, started_at, finished_at, duration_seconds, owner_id"
 )
 _CALL_COLUMNS = (
     "id, run_id, agent, turn, model_id, started_at, finished_at, duration_seconds, response, error, stop_reason, "
@@ -435,11 +489,54 @@ _TOOL_COLUMNS = (
     "id, run_id, agent, tool_call_id, name, arguments, invalid_arguments, result, is_error, started_at, "
     "finished_at, duration_seconds"
 )
-_APPROVAL_COLUMNS = "run_id, tool_call_id, agent, tool, arguments, status, reason, requested_at, resolved_at, decision"
+_APPROVAL_COLUMNS = (
+    "run_id, tool_call_id, agent, tool, arguments, status, reason, requested_at, resolved_at, decision, owner_id"
+)
 
 
-def _run_from_row(row: Any) -> RunRecord:
-    return RunRecord(*row)
+def _runs_from_rows(connection: sqlite3.Connection, rows: list[Any]) -> list[RunRecord]:
+    """Run records from `_RUN_COLUMNS` rows; a "running" run whose recording process has ended is "interrupted"."""
+    gone = _gone_owners(connection, [row[-1] for row in rows if row[9] == "running"])
+    records = []
+    for row in rows:
+        record = RunRecord(*row[:-1])
+        if record.status == "running" and row[-1] in gone:
+            record.status = "interrupted"
+        records.append(record)
+    return records
+
+
+def _approvals_from_rows(connection: sqlite3.Connection, rows: list[Any]) -> list[ApprovalRecord]:
+    """Approval records from `_APPROVAL_COLUMNS` rows, those asked by a process that has ended as "interrupted"."""
+    gone = _gone_owners(connection, [row[-1] for row in rows if row[5] == "pending"])
+    approvals = []
+    for row in rows:
+        approval = _approval_from_row(row[:-1])
+        if approval.status == "pending" and row[-1] in gone:
+            approval.status = "interrupted"
+        approvals.append(approval)
+    return approvals
+
+
+def _gone_owners(connection: sqlite3.Connection, owner_ids: Iterable[int | None]) -> set[int]:
+    """Which of these writers (ids in `owners`) will never write again. Rows written before owners were
+    recorded have no owner, and nothing can be said about them."""
+    wanted = sorted({owner_id for owner_id in owner_ids if owner_id is not None})
+    if not wanted:
+        return set()
+    marks = ",".join("?" * len(wanted))
+    rows = connection.execute(
+        f"SELECT id, pid, process_started, pid_space, host, heartbeat_at, stopped_at FROM owners WHERE id IN ({marks})",
+        wanted,
+    ).fetchall()
+    now = time.time()
+    return {
+        owner_id
+        for owner_id, pid, started, pid_space, host, heartbeat_at, stopped_at in rows
+        if owner_is_gone(
+            ProcessIdentity(pid, started, pid_space, host), heartbeat_at=heartbeat_at, stopped_at=stopped_at, now=now
+        )
+    }
 
 
 def _call_from_row(row: Any) -> ModelCallRecord:

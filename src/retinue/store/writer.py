@@ -7,6 +7,12 @@ ranges of their sequence numbers) and the instructions, tools and settings it
 was sent with (stored once, by content hash). The writer tells messages apart
 by identity, which holds because the loop and context policies replace
 messages rather than edit them once they have been sent.
+
+Another connection may hold the file's write lock for longer than the busy
+timeout (a long transaction in another process, a backup). The writer then
+keeps the events it could not write, takes the ones that keep arriving (up to
+`MAX_UNWRITTEN`), and tries again after a pause, saying so in the log; nothing
+is lost without an error naming how much.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import contextlib
 import dataclasses
 import hashlib
 import itertools
+import logging
 import operator
 import queue
 import sqlite3
@@ -23,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, TypeAlias
 
 from ..approvals import ApprovalRequest
 from ..events import (
@@ -40,8 +47,11 @@ from ..events import (
 )
 from ..messages import Message, ModelResponse, ModelSettings, ToolSchema
 from ..redact import Redactor, current_redactor
-from .schema import connect, format_ranges
+from .liveness import HEARTBEAT_SECONDS, current_process
+from .schema import DEFAULT_BUSY_TIMEOUT, connect, format_ranges
 from .serialize import dumps
+
+log = logging.getLogger("retinue.store")
 
 QUIET_SECONDS = 0.1
 """The writer waits until no event has arrived for this long before it writes.
@@ -66,6 +76,22 @@ CHUNK = 250
 the loop wakes up delays it by a few milliseconds at most."""
 
 MAX_BATCH = 20_000
+
+MAX_UNWRITTEN = 50_000
+"""Events kept while the store cannot be written (another connection holds its lock). Past this, newly
+arriving events are dropped, and the log says how many: memory stays bounded however long the lock lasts."""
+
+RETRY_FIRST_PAUSE = 0.1
+RETRY_LONGEST_PAUSE = 5.0
+"""Pauses between attempts to write to a locked store, doubling from the first to the longest. Each
+attempt itself already waits up to the busy timeout for the lock."""
+
+ATTEMPTS_WHEN_CLOSING = 3
+"""Attempts left, once the store is closing, before the writer gives up on a locked store (and says how
+many events it could not write), so that `close()` and interpreter exit cannot hang forever."""
+
+REPORT_EVERY_SECONDS = 60.0
+"""While the store stays locked, the log repeats how many events are waiting this often, not at every attempt."""
 
 
 class FailureReporter(Protocol):
@@ -103,6 +129,11 @@ class Flush:
 
 STOP = object()
 
+HEARTBEAT = object()
+"""Queued by the idle writer itself, so that a run waiting (on a person, say) is still seen to be alive."""
+
+_Outcome: TypeAlias = Literal["written", "stopped", "not written"]
+
 
 @dataclasses.dataclass(slots=True)
 class ApprovalRequestItem:
@@ -138,11 +169,22 @@ class _RequestDigest:
 class _RunState:
     """What the writer remembers about a run in progress, to store its requests incrementally."""
 
-    __slots__ = ("depth", "last_messages", "last_ranges", "message_seqs", "next_seq", "prefix", "root")
+    __slots__ = (
+        "depth",
+        "last_messages",
+        "last_ranges",
+        "message_seqs",
+        "next_seq",
+        "prefix",
+        "root",
+        "unrecorded_start",
+    )
 
     def __init__(self, root: str, depth: int) -> None:
         self.root = root
         self.depth = depth
+        # (agent, time) of a run first seen after its start, whose row is still to be written.
+        self.unrecorded_start: tuple[str, float] | None = None
         # id(message) -> (message, seq); the message is kept so its id cannot be reused by another object.
         self.message_seqs: dict[int, tuple[Message, int]] = {}
         self.next_seq = 0
@@ -153,11 +195,32 @@ class _RunState:
 
 
 class Writer:
-    def __init__(self, path: Path, items: queue.SimpleQueue[Any], urgent: Waiters, on_failure: FailureReporter) -> None:
+    def __init__(
+        self,
+        path: Path,
+        items: queue.SimpleQueue[Any],
+        urgent: Waiters,
+        on_failure: FailureReporter,
+        *,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    ) -> None:
         self._path = path
         self._items = items
         self._urgent = urgent
         self._on_failure = on_failure
+        self._busy_timeout = busy_timeout
+        # Who is writing, recorded with the runs and approvals so readers can tell when this process is gone.
+        self._process = current_process()
+        self._owner_id: int | None = None
+        self._next_heartbeat = 0.0
+        self._stop_seen = False
+        # While the store cannot be written: since when, why, how many attempts, what was reported and dropped.
+        self._locked_since: float | None = None
+        self._lock_error: BaseException | None = None
+        self._failed_attempts = 0
+        self._attempts_since_stop = 0
+        self._last_report = 0.0
+        self._dropped = 0
         self._runs: dict[str, _RunState] = {}
         self._open_model_calls: dict[tuple[str, int], int] = {}
         self._open_tool_calls: dict[tuple[str, str], int] = {}
@@ -178,7 +241,7 @@ class Writer:
         }
 
     def run(self) -> None:
-        connection = connect(self._path)
+        connection = connect(self._path, busy_timeout=self._busy_timeout)
         pending: collections.deque[Any] = collections.deque()
         due = 0.0
         try:
@@ -189,8 +252,14 @@ class Writer:
                 self._collect_until_quiet(connection, pending, due)
                 while pending:
                     chunk = [pending.popleft() for _ in range(min(CHUNK, len(pending)))]
-                    if not self._write(connection, chunk):
+                    outcome = self._write(connection, chunk)
+                    if outcome == "stopped":
                         return
+                    if outcome == "not written":
+                        pending.extendleft(reversed(chunk))
+                        if not self._pause_before_retrying(connection, pending):
+                            return
+                        continue
                     if self._items.qsize() and not self._urgent.count and time.monotonic() < due:
                         break  # the loop is busy again: let it have the GIL, finish in the next quiet
         finally:
@@ -203,7 +272,66 @@ class Writer:
             try:
                 return self._items.get_nowait()
             except queue.Empty:
+                if self._owner_id is not None and time.monotonic() >= self._next_heartbeat:
+                    return HEARTBEAT
                 self._urgent.sleep(IDLE_POLL_SECONDS)
+
+    def _pause_before_retrying(self, connection: sqlite3.Connection, pending: collections.deque[Any]) -> bool:
+        """After a batch could not even start (the store is locked): report, pause, and take what arrived
+        meanwhile. False when the store is closing and the attempts it may still make are spent."""
+        now = time.monotonic()
+        self._failed_attempts += 1
+        if self._locked_since is None:
+            self._locked_since = now
+        if self._stop_seen:
+            self._attempts_since_stop += 1
+            if self._attempts_since_stop > ATTEMPTS_WHEN_CLOSING:
+                log.error(
+                    "retinue trace store %s: gave up closing after %d attempts in %.0f s (%s); %d trace events "
+                    "were not written",
+                    self._path,
+                    self._failed_attempts,
+                    now - self._locked_since,
+                    self._lock_error,
+                    sum(1 for item in pending if _is_event(item)),
+                )
+                return False
+        if self._failed_attempts == 1 or now - self._last_report >= REPORT_EVERY_SECONDS:
+            self._last_report = now
+            log.error(
+                "retinue trace store %s: could not write %d trace events (%s, waited %g s for another "
+                "connection's lock); keeping them and trying again",
+                self._path,
+                sum(1 for item in pending if _is_event(item)),
+                self._lock_error,
+                self._busy_timeout,
+            )
+        pause = min(RETRY_FIRST_PAUSE * 2 ** (self._failed_attempts - 1), RETRY_LONGEST_PAUSE)
+        time.sleep(pause)
+        self._keep_what_arrived(connection, pending)
+        return True
+
+    def _keep_what_arrived(self, connection: sqlite3.Connection, pending: collections.deque[Any]) -> None:
+        dropped = 0
+        with contextlib.suppress(queue.Empty):
+            while True:
+                item = self._items.get_nowait()
+                if len(pending) < MAX_UNWRITTEN or not _is_event(item):
+                    pending.append(self._digest(connection, item))
+                else:
+                    dropped += 1
+        if dropped:
+            first = not self._dropped
+            self._dropped += dropped
+            if first or time.monotonic() - self._last_report >= REPORT_EVERY_SECONDS:
+                self._last_report = time.monotonic()
+                log.error(
+                    "retinue trace store %s: still locked, and %d trace events are waiting (the most kept); "
+                    "dropped %d newer ones so far",
+                    self._path,
+                    len(pending),
+                    self._dropped,
+                )
 
     def _collect_until_quiet(self, connection: sqlite3.Connection, pending: collections.deque[Any], due: float) -> None:
         # Polling, rather than blocking on the next item, keeps this thread asleep
@@ -243,6 +371,9 @@ class Writer:
             return None
 
     def _digested(self, connection: sqlite3.Connection, item: Any) -> Any:
+        if item is STOP:
+            self._stop_seen = True
+            return item
         kind = type(item)
         if kind is RunStarted or kind is SubAgentStarted:
             # Runs are known from their first event on, so the requests digested
@@ -291,13 +422,22 @@ class Writer:
             new_messages=new_messages,
         )
 
-    def _write(self, connection: sqlite3.Connection, batch: list[Any]) -> bool:
-        """Write one batch in one transaction; False once the stop item was seen."""
+    def _write(self, connection: sqlite3.Connection, batch: list[Any]) -> _Outcome:
+        """Write one batch in one transaction: "stopped" once the stop item was seen, "not written" when
+        the transaction could not start (the batch is untouched and can be tried again)."""
         self._redact = current_redactor()
-        keep_running = True
-        flushes: list[Flush] = []
         try:
             connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            # Only the lock is at stake here: nothing was executed, so the batch is intact to retry.
+            self._lock_error = exc
+            return "not written"
+        self._store_writable_again()
+        keep_running = True
+        flushes: list[Flush] = []
+        owner_was_known = self._owner_id is not None
+        try:
+            self._record_owner(connection)
             for item in batch:
                 if item is STOP:
                     keep_running = False
@@ -314,14 +454,59 @@ class Writer:
                     # One event that cannot be stored (say, a tool argument that cannot be encoded)
                     # loses only itself, not the batch.
                     self._failed(exc)
+            self._beat(connection, stopping=not keep_running)
             connection.execute("COMMIT")
         except Exception as exc:  # noqa: BLE001 - a trace that cannot be written must never stop the run
             with contextlib.suppress(sqlite3.Error):
                 connection.execute("ROLLBACK")
-            self._failed(exc)
+            if not owner_was_known:
+                self._owner_id = None  # its row went with the rollback
+            # Handlers have updated what the writer remembers, so this batch cannot simply be tried again.
+            log.error(
+                "retinue trace store %s: lost %d trace events: %r",
+                self._path,
+                sum(1 for item in batch if _is_event(item)),
+                exc,
+            )
         for flush in flushes:
             flush.done.set()
-        return keep_running
+        return "written" if keep_running else "stopped"
+
+    def _store_writable_again(self) -> None:
+        if self._locked_since is None:
+            return
+        log.warning(
+            "retinue trace store %s: writable again after %.1f s; writing the kept trace events%s",
+            self._path,
+            time.monotonic() - self._locked_since,
+            f" ({self._dropped} were dropped)" if self._dropped else "",
+        )
+        self._locked_since = None
+        self._lock_error = None
+        self._failed_attempts = self._attempts_since_stop = self._dropped = 0
+
+    def _record_owner(self, connection: sqlite3.Connection) -> None:
+        if self._owner_id is not None:
+            return
+        process = self._process
+        cursor = connection.execute(
+            "INSERT INTO owners(pid, process_started, pid_space, host, heartbeat_at) VALUES (?, ?, ?, ?, ?)",
+            (process.pid, process.started, process.pid_space, process.host, time.time()),
+        )
+        self._owner_id = cursor.lastrowid
+        self._next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
+
+    def _beat(self, connection: sqlite3.Connection, *, stopping: bool) -> None:
+        """Refresh the heartbeat when it is due; on the way out, say this writer has stopped."""
+        now = time.monotonic()
+        if stopping:
+            at = time.time()
+            connection.execute(
+                "UPDATE owners SET heartbeat_at = ?, stopped_at = ? WHERE id = ?", (at, at, self._owner_id)
+            )
+        elif now >= self._next_heartbeat:
+            connection.execute("UPDATE owners SET heartbeat_at = ? WHERE id = ?", (time.time(), self._owner_id))
+            self._next_heartbeat = now + HEARTBEAT_SECONDS
 
     def _failed(self, exc: BaseException) -> None:
         self._on_failure(exc)
@@ -331,16 +516,21 @@ class Writer:
         if state is None:
             # An event of a run whose start was not recorded (the recorder was attached late).
             row = connection.execute("SELECT root_run_id, depth FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            state = self._runs[run_id] = _RunState(row[0], row[1]) if row is not None else _RunState(run_id, 0)
             if row is None:
-                connection.execute(
-                    "INSERT INTO runs(run_id, root_run_id, agent, started_at) VALUES (?, ?, ?, ?)",
-                    (run_id, run_id, agent, at),
-                )
-                row = (run_id, 0)
-            state = self._runs[run_id] = _RunState(row[0], row[1])
+                state.unrecorded_start = (agent, at)
             state.next_seq = connection.execute(
                 "SELECT coalesce(max(seq) + 1, 0) FROM messages WHERE run_id = ?", (run_id,)
             ).fetchone()[0]
+        if state.unrecorded_start is not None and connection.in_transaction:
+            # Written with a batch, not while digesting, where it would wait on another connection's lock alone.
+            agent, at = state.unrecorded_start
+            state.unrecorded_start = None
+            connection.execute(
+                "INSERT INTO runs(run_id, root_run_id, agent, started_at, owner_id) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(run_id) DO NOTHING",
+                (run_id, run_id, agent, at, self._owner_id),
+            )
         return state
 
     def _root_of(self, connection: sqlite3.Connection, run_id: str | None) -> str | None:
@@ -369,11 +559,11 @@ class Writer:
         root = self._track_run(connection, event).root
         connection.execute(
             "INSERT INTO runs(run_id, root_run_id, parent_run_id, parent_tool_call_id, agent, model_id, prompt, "
-            "depth, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "depth, started_at, owner_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(run_id) DO UPDATE SET root_run_id = excluded.root_run_id, "
             "parent_run_id = excluded.parent_run_id, parent_tool_call_id = excluded.parent_tool_call_id, "
             "agent = excluded.agent, model_id = excluded.model_id, prompt = excluded.prompt, "
-            "depth = excluded.depth, started_at = excluded.started_at",
+            "depth = excluded.depth, started_at = excluded.started_at, owner_id = excluded.owner_id",
             (
                 event.run_id,
                 root,
@@ -384,6 +574,7 @@ class Writer:
                 self._redact(event.prompt),
                 event.depth,
                 event.timestamp,
+                self._owner_id,
             ),
         )
 
@@ -392,7 +583,8 @@ class Writer:
         self._track_run(connection, event)
         connection.execute(
             "INSERT INTO runs(run_id, root_run_id, parent_run_id, parent_tool_call_id, agent, kind, depth, "
-            "started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(run_id) DO UPDATE SET kind = excluded.kind",
+            "started_at, owner_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(run_id) DO UPDATE SET kind = excluded.kind",
             (
                 event.child_run_id,
                 parent.root,
@@ -402,6 +594,7 @@ class Writer:
                 event.kind,
                 parent.depth + 1,
                 event.timestamp,
+                self._owner_id,
             ),
         )
 
@@ -541,14 +734,14 @@ class Writer:
         # decision already clicked; a new request after a resolved one starts over, so an old answer is
         # never applied to a new action.
         connection.execute(
-            "INSERT INTO approvals(run_id, tool_call_id, root_run_id, agent, tool, arguments, status, requested_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, 'pending', ?) ON CONFLICT(run_id, tool_call_id) DO UPDATE SET "
+            "INSERT INTO approvals(run_id, tool_call_id, root_run_id, agent, tool, arguments, status, requested_at, "
+            "owner_id) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT(run_id, tool_call_id) DO UPDATE SET "
             "decision = CASE WHEN approvals.status = 'pending' THEN approvals.decision ELSE NULL END, "
             "decision_reason = CASE WHEN approvals.status = 'pending' THEN approvals.decision_reason ELSE NULL END, "
             "requested_at = CASE WHEN approvals.status = 'pending' THEN approvals.requested_at "
             "ELSE excluded.requested_at END, "
             "status = 'pending', reason = NULL, resolved_at = NULL, tool = excluded.tool, "
-            "arguments = excluded.arguments",
+            "arguments = excluded.arguments, owner_id = excluded.owner_id",
             (
                 request.run_id,
                 request.tool_call_id,
@@ -557,6 +750,7 @@ class Writer:
                 request.tool,
                 self._redact(dumps(request.arguments)),
                 at,
+                self._owner_id,
             ),
         )
 
@@ -636,3 +830,8 @@ class Writer:
             del self._open_model_calls[call_key]
         for tool_key in [key for key in self._open_tool_calls if key[0] == run_id]:
             del self._open_tool_calls[tool_key]
+
+
+def _is_event(item: Any) -> bool:
+    """Whether a queued item is something to store, rather than an instruction to the writer."""
+    return item is not None and item is not STOP and item is not HEARTBEAT and not isinstance(item, Flush)

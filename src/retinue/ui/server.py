@@ -4,7 +4,8 @@ Everything shown comes from the trace store, so the UI watches runs recorded
 by any process writing to the same file. The page subscribes to
 `/api/stream`, which pushes the run list and the selected run's tree whenever
 the store changes (SQLite's `data_version` says when another connection
-committed, which costs one pragma per poll).
+committed, which costs one pragma per poll), and every few seconds regardless:
+a run becomes "interrupted" when its process dies, which writes nothing.
 
 Security: the server listens on 127.0.0.1 unless told otherwise, and refuses
 any other address without an access token. Without a token it answers only
@@ -30,7 +31,7 @@ from aiohttp import web
 
 from ..errors import ConfigurationError, RetinueError
 from ..redact import current_redactor
-from ..store import RunStore, replay_call, usage_by_agent
+from ..store import InterruptedRunError, RunStore, replay_call, usage_by_agent
 from ..store.replay import ModelResolver, describe_response
 from ..store.serialize import dumps
 from .approver import UIApprover
@@ -77,6 +78,10 @@ class UIServer:
     model or one of `models`, the models the user configured; any other is
     refused, since a model string names the host that receives the conversation
     and, through the provider's key variable, possibly a key.
+
+    Pages are refreshed when the store changes, and every `recheck_interval`
+    seconds even when it has not: a run whose process died changes nothing in
+    it, yet must stop being shown as running.
     """
 
     def __init__(
@@ -89,6 +94,7 @@ class UIServer:
         resolve_model: ModelResolver | None = None,
         models: Iterable[str] = (),
         poll_interval: float = 0.25,
+        recheck_interval: float = 2.0,
     ) -> None:
         if token is not None and len(token) < MIN_TOKEN_LENGTH:
             raise ConfigurationError(
@@ -106,6 +112,7 @@ class UIServer:
         self.port = port
         self.token = token
         self.poll_interval = poll_interval
+        self.recheck_interval = recheck_interval
         self._resolve_model = resolve_model
         self.models = tuple(dict.fromkeys(models))
         self._runner: web.AppRunner | None = None
@@ -266,7 +273,9 @@ class UIServer:
         call = await asyncio.to_thread(self.store.get_model_call, call_id)
         if call is None:
             raise web.HTTPNotFound(text="No such model call.")
-        allowed = dict.fromkeys((call.model_id, *self.models))
+        # An older store's bare `openai:<model>` may have gone to a compatible server: it is not "the recorded model".
+        recorded = (call.model_id,) if call.server_recorded else ()
+        allowed = dict.fromkeys((*recorded, *self.models))
         if model not in allowed:
             raise web.HTTPBadRequest(
                 text=f"Refusing to replay on {model!r}: a replay may use only the recorded model or a model "
@@ -281,7 +290,10 @@ class UIServer:
             raise web.HTTPBadRequest(text="Send run_id, tool_call_id (strings) and approved (true or false).")
         if not isinstance(reason, str):
             raise web.HTTPBadRequest(text="reason must be a string.")
-        applied = await asyncio.to_thread(self.store.decide_approval, run_id, tool_call_id, approved, reason)
+        try:
+            applied = await asyncio.to_thread(self.store.decide_approval, run_id, tool_call_id, approved, reason)
+        except InterruptedRunError as exc:
+            raise web.HTTPGone(text=f"Cannot answer: {exc}.") from exc
         if not applied:
             raise web.HTTPConflict(text="That approval is not pending (already answered, or unknown).")
         await self._bump()
@@ -336,6 +348,8 @@ class UIServer:
 
     async def _watch_store(self) -> None:
         last: int | None = None
+        loop = asyncio.get_running_loop()
+        rechecked = loop.time()
         while not self._closing:
             version: int | None
             try:
@@ -343,8 +357,10 @@ class UIServer:
             except Exception:
                 log.exception("retinue UI could not poll the trace store")
                 version = last
-            if version != last:
+            # The streams send only what changed, so a recheck that finds nothing new costs no traffic.
+            if version != last or loop.time() - rechecked >= self.recheck_interval:
                 last = version
+                rechecked = loop.time()
                 await self._bump()
             await asyncio.sleep(self.poll_interval)
 

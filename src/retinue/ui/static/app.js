@@ -38,7 +38,9 @@ function ago(t) {
   return new Date(t * 1000).toLocaleDateString();
 }
 const shortId = (id) => id.slice(0, 8);
+const INTERRUPTED = "The process recording this run ended before the run finished: it will not continue, and its approvals can no longer be answered.";
 function statusPill(status) {
+  if (status === "interrupted") return el("span", { class: "pill interrupted", title: INTERRUPTED }, "interrupted");
   return el("span", { class: "pill " + status }, status === "running" ? [el("span", { class: "spin" }), " running"] : status);
 }
 function oneLine(text, width) {
@@ -125,6 +127,7 @@ function renderDetail() {
       stat("Model calls", String(total.requests), "calls"),
       stat("Elapsed", run.status === "running" ? seconds(Date.now() / 1000 - run.started_at) : seconds(run.duration_seconds), "elapsed", run.status === "running" ? run.started_at : null)),
     el("div", { class: "prompt-box", text: run.prompt }));
+  if (run.status === "interrupted") detail.append(el("div", { class: "interrupted-note", text: INTERRUPTED }));
   if (pending.length) {
     detail.append(el("h2", { text: "Waiting for your approval" }));
     for (const approval of pending) detail.append(approvalCard(approval));
@@ -189,10 +192,11 @@ function runNode(node) {
       statusPill(run.status),
       el("span", { class: "num", text: turns(run.turns) + " · " + tokens(run.total_usage.input_tokens) + " in / " + tokens(run.total_usage.output_tokens) + " out · " + dollars(run.total_usage.cost_usd) })));
   if (run.parent_run_id) box.append(el("div", { class: "io" }, el("span", { class: "k", text: "task: " }), oneLine(run.prompt, 300)));
+  const interrupted = run.status === "interrupted";
   for (const step of node.steps) {
-    if (step.kind === "model_call") box.append(chatStep(step));
+    if (step.kind === "model_call") box.append(chatStep(step, interrupted));
     else {
-      box.append(toolStep(step));
+      box.append(toolStep(step, interrupted));
       for (const childId of step.child_run_ids) {
         const child = children.get(childId);
         if (child) { shown.add(childId); box.append(runNode(child)); }
@@ -206,7 +210,8 @@ function runNode(node) {
   return box;
 }
 
-function chatStep(call) {
+// `interrupted`: the run's process ended, so a step still open will never finish (no spinner for it).
+function chatStep(call, interrupted) {
   const parts = [];
   let summary;
   if (call.response) {
@@ -220,18 +225,19 @@ function chatStep(call) {
     el("div", { class: "line" },
       el("span", { class: "kind", text: "chat" }),
       el("span", { class: "name", text: "#" + call.id }),
-      summary === null ? el("span", {}, el("span", { class: "spin" }), " waiting for " + call.model_id) : el("span", { class: call.error ? "errtext" : "", text: summary }),
+      summary === null ? (interrupted ? el("span", { class: "errtext", text: "interrupted" }) : el("span", {}, el("span", { class: "spin" }), " waiting for " + call.model_id))
+        : el("span", { class: call.error ? "errtext" : "", text: summary }),
       el("span", { class: "num", text: usage ? tokens(usage.input_tokens) + " in / " + tokens(usage.output_tokens) + " out · " + dollars(usage.cost_usd) + " · " + seconds(call.duration_seconds) : "" })));
 }
 
-function toolStep(call) {
+function toolStep(call, interrupted) {
   const failed = call.is_error === true;
   const key = "tool-" + call.id;
   const args = call.invalid_arguments || JSON.stringify(call.arguments);
   const open = state.openIO.has(key);
   const io = el("div", { class: "io" },
     el("div", {}, el("span", { class: "k", text: "in:  " }), open ? JSON.stringify(call.arguments, null, 2) : oneLine(args, 160)),
-    call.result === null ? el("div", {}, el("span", { class: "k", text: "out: " }), el("span", { class: "spin" }), " running")
+    call.result === null ? el("div", {}, el("span", { class: "k", text: "out: " }), interrupted ? "interrupted" : [el("span", { class: "spin" }), " running"])
       : el("div", { class: failed ? "errtext" : "" }, el("span", { class: "k", text: "out: " }), open ? call.result : oneLine(call.result, 160)));
   const approval = call.approval;
   return el("div", { class: "step tool" + (failed ? " failed" : ""), dataset: { toolCallId: call.tool_call_id }, onclick: () => { state.openIO.has(key) ? state.openIO.delete(key) : state.openIO.add(key); renderDetail(); } },
