@@ -160,7 +160,8 @@ def _load_engine(key: _EngineKey, seed: int) -> _Engine:
         if engine is not None:
             return engine
         llama_cpp = _import_llama_cpp()
-        llama = llama_cpp.Llama(
+        llama = _open_llama(
+            llama_cpp,
             model_path=key.path,
             n_ctx=key.n_ctx,
             n_threads=key.n_threads,
@@ -177,6 +178,44 @@ def _load_engine(key: _EngineKey, seed: int) -> _Engine:
         with _engines_guard:
             _engines[key] = engine
         return engine
+
+
+_default_params_guard = threading.Lock()
+
+
+def _open_llama(llama_cpp: Any, **arguments: Any) -> Any:
+    """`llama_cpp.Llama(**arguments)`, without llama.cpp's extra weight buffers on a CPU with AMX.
+
+    Built natively on a CPU with AMX (Sapphire Rapids and later), llama.cpp moves the weights into its AMX
+    buffers and then crashes the process (SIGSEGV in ggml_backend_amx_mul_mat) on the first decode of a
+    Q4_K_M model. `Llama()` takes no argument for the model parameter that turns those buffers off
+    (`use_extra_bufts`), so the engine's default model parameters are swapped while it loads.
+    """
+    if not _cpu_has_amx():
+        return llama_cpp.Llama(**arguments)
+    engine_api = llama_cpp.llama_cpp
+    with _default_params_guard:
+        defaults = engine_api.llama_model_default_params
+
+        def without_extra_buffers() -> Any:
+            params = defaults()
+            params.use_extra_bufts = False
+            return params
+
+        engine_api.llama_model_default_params = without_extra_buffers
+        try:
+            return llama_cpp.Llama(**arguments)
+        finally:
+            engine_api.llama_model_default_params = defaults
+
+
+def _cpu_has_amx() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            flags = next((line for line in cpuinfo if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return "amx_int8" in flags.split()
 
 
 # Used only when a GGUF file carries no chat template (the Gemma 3 270M base
