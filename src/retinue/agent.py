@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic
 
+from . import approvals
 from .approvals import Approver
 from .context_policy import ContextPolicy
 from .errors import ConfigurationError
@@ -17,6 +18,7 @@ from .events import Event, EventSink, RunFinished, fan_out, guard_listener
 from .limits import Budget, Limits
 from .loop import run_loop
 from .messages import Message, ModelSettings
+from .model_calls import ToolOffer
 from .models.base import Model
 from .output import output_tool
 from .result import OutputT, RunResult
@@ -60,6 +62,7 @@ class Agent(Generic[OutputT]):
     context_policy: ContextPolicy | None = None
     _run_tools: tuple[Tool, ...] = field(init=False, repr=False)
     _model: Model | None = field(init=False, repr=False, default=None)
+    _tool_offers: dict[bool, ToolOffer] = field(init=False, repr=False, default_factory=dict)  # by attended
 
     def __post_init__(self) -> None:
         own_tools = tuple(as_tool(item) for item in self.tools)
@@ -91,6 +94,17 @@ class Agent(Generic[OutputT]):
     def tools_for_run(self) -> tuple[Tool, ...]:
         """Every tool the model is shown, the output tool included."""
         return self._run_tools
+
+    def offered_tools(self, approver: Approver | None) -> ToolOffer:
+        """The tools a run with `approver` shows the model.
+
+        Built once per agent, so all requests list the same schemas, which keeps the prompt prefix stable.
+        """
+        attended = approver is not approvals.unattended
+        offer = self._tool_offers.get(attended)
+        if offer is None:
+            offer = self._tool_offers[attended] = ToolOffer.of(self.tools_for_run(), attended=attended)
+        return offer
 
     def instructions_for(self, context: RunContext) -> str:
         return self.instructions

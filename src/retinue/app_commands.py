@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .cli import CommandError, add_store_argument, check_home
+from .cli_common import CommandError, add_store_argument, check_home
 
 # Only argparse runs when `retinue --help` builds the parser; the rest is imported by the command that needs it.
 if TYPE_CHECKING:

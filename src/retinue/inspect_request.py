@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from .context.budget import ContextLimit, TokenEstimator, output_reserve, request_breakdown
 from .context.policies import CompactingPolicy
-from .messages import AssistantMessage, Message, ModelRequest, ToolResultsMessage, UserMessage
+from .messages import AssistantMessage, Message, ToolResultsMessage, UserMessage
+from .model_calls import build_request
 from .models.base import Model
 from .models.windows import context_window_of
 
@@ -51,12 +52,8 @@ def preview_request(
     items = [UserMessage(prompt_or_messages)] if isinstance(prompt_or_messages, str) else list(prompt_or_messages)
     context = agent.new_context(deps=deps)
     context.messages.extend([*(history or ()), *items])
-    request = ModelRequest(
-        instructions=agent.instructions_for(context),
-        messages=list(context.messages),
-        tools=[t.schema for t in agent.tools_for_run()],
-        settings=agent.settings,
-    )
+    context.budget.start_turn()  # the request shown is that of a run's first turn, as the loop builds it
+    request = build_request(agent, context, context.messages, last_turn=context.budget.must_answer_now())
     policy = agent.context_policy
     if isinstance(policy, CompactingPolicy):
         limit = policy.limit_for(model, agent.settings)

@@ -12,10 +12,14 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 from .errors import ConfigurationError
+from .models.pricing import price_of
 from .usage import Usage
+
+if TYPE_CHECKING:
+    from .models.base import Model
 
 LimitName: TypeAlias = Literal[
     "max_turns",
@@ -124,6 +128,32 @@ class Budget:
             ancestor.sub_runs += 1
             ancestor = ancestor.parent
 
+    def start_turn(self) -> None:
+        """Count one more model turn of this run: `check` stops the run once `max_turns` are taken."""
+        self.turns += 1
+
+    def must_answer_now(self) -> bool:
+        """Whether this turn must be answered without tools: `answer_on_last_turn`, on the last of `max_turns`."""
+        limits = self.limits
+        return limits.answer_on_last_turn and self.turns == limits.max_turns
+
+    def require_known_price(self, model: Model) -> None:
+        """Refuse `model` when this run or an ancestor has a dollar limit and the model's price is unknown.
+
+        Its calls would cost an unknown amount, so that limit could never stop the run.
+        """
+        if price_of(model) is not None:
+            return
+        budget: Budget | None = self
+        while budget is not None:
+            if budget.limits.max_cost_usd is not None:
+                raise ConfigurationError(
+                    f"Agent '{budget.agent}' has a dollar limit, but the price of '{model.model_id}' is unknown. "
+                    "Give the model a price (for example OpenAIModel(..., price=Price(input=..., output=...))) "
+                    "or use a token limit instead."
+                )
+            budget = budget.parent
+
     def charge(self, usage: Usage) -> None:
         self.own_usage.add(usage)
         budget: Budget | None = self
@@ -167,8 +197,20 @@ class Budget:
             return LimitReached("max_depth", self.agent, limits.max_depth, levels_below)
         return None
 
-    def deadline(self) -> tuple[float, Budget] | None:
-        """The earliest wall-clock deadline (monotonic) over this run and its ancestors, and whose it is."""
+    def wall_deadline(self) -> float | None:
+        """When (on the `time.monotonic()` clock) the first wall-time limit of this run or an ancestor runs out."""
+        deadline = self._first_deadline()
+        return None if deadline is None else deadline[0]
+
+    def wall_limit(self) -> LimitReached:
+        """The wall-time limit that ran out at `wall_deadline()`, and whose it was."""
+        deadline = self._first_deadline()
+        assert deadline is not None, "a wall-time limit ran out, but this run has none"
+        owner = deadline[1]
+        seconds = owner.limits.max_wall_seconds or 0.0
+        return LimitReached("max_wall_seconds", owner.agent, seconds, time.monotonic() - owner.started_at)
+
+    def _first_deadline(self) -> tuple[float, Budget] | None:
         earliest: tuple[float, Budget] | None = None
         budget: Budget | None = self
         while budget is not None:

@@ -2,14 +2,16 @@
 
 Call the model; if it asked for tools, run them (concurrently) and append
 their results; repeat until the model answers or a limit stops the run. The
-whole loop is `run_loop`; each step is a named helper below it. Everything
-else (streaming, tracing, cost, UIs) listens to the events it emits.
+whole loop is `run_loop`. Each turn comes to a named outcome (`RunAgain`,
+`Answered`, `RetryAnswer`), and the run to one ending (`Completed`, `Stopped`,
+`Failed`, `Cancelled`), which becomes its `RunResult` in one place. Each step
+is a named helper below it. Everything else (streaming, tracing, cost, UIs)
+listens to the events it emits.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -22,8 +24,6 @@ from .errors import ConfigurationError, OutputValidationError, ToolError, ToolOu
 from .events import (
     ApprovalRequested,
     ApprovalResolved,
-    ModelRequestSent,
-    ModelResponseReceived,
     RunFinished,
     RunStarted,
     TextDelta,
@@ -31,24 +31,12 @@ from .events import (
     ToolCallStarted,
 )
 from .limits import Budget, LimitReached
-from .messages import (
-    AssistantMessage,
-    Message,
-    ModelRequest,
-    ModelResponse,
-    ToolCall,
-    ToolResult,
-    ToolResultsMessage,
-    ToolSchema,
-    UserMessage,
-)
+from .messages import AssistantMessage, Message, ToolCall, ToolResult, ToolResultsMessage, UserMessage
+from .model_calls import build_request, send_request
 from .models.base import Model, TextSink, model_spec
-from .models.pricing import price_of
 from .output import OUTPUT_TOOL_NAME, FinalOutput, parse_text_output
-from .result import OutputT, RunResult
-from .tokens import estimate_message_tokens, estimate_request_tokens
+from .result import OutputT, RunResult, RunStatus
 from .tools import DEFAULT_MAX_OUTPUT_CHARS, Tool, render_tool_output, truncate_output
-from .usage import Usage
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -63,229 +51,102 @@ async def run_loop(
     history: list[Message] | None = None,
     stream_text: bool = False,
 ) -> RunResult[OutputT]:
-    """Run `agent` on `prompt` until it answers or a limit stops it.
+    """Run `agent` on `prompt` until it answers or a limit stops it. `context` is this run's, made for `agent`.
 
-    Never raises for a failed run; only the caller's cancellation, or a KeyboardInterrupt or SystemExit raised
-    outside any tool, propagates (after RunFinished has recorded how the run ended).
+    Never raises for a failed run. Only the caller's cancellation, or a KeyboardInterrupt or SystemExit raised
+    outside any tool, propagates, after RunFinished has recorded how the run ended.
     """
     started = time.perf_counter()
-    tools = tuple(t for t in agent.tools_for_run() if t.name not in _unavailable_actions(agent, context))
-    tools_by_name = {t.name: t for t in tools}
-    schemas = [t.schema for t in tools]  # one list for every request of the run: the stable prefix
-    messages = context.messages
-    messages.extend(history or ())
-    messages.append(UserMessage(prompt))
     budget = context.budget
-    emit = context.emit
-    on_text = _text_sink(context) if stream_text else None
+    tools = agent.offered_tools(context.approver).by_name
+    context.messages.extend(history or ())
+    context.messages.append(UserMessage(prompt))
     model, setup_error = _resolve_model(agent)
-    if emit is not None:
-        emit(
-            RunStarted(
-                run_id=context.run_id,
-                agent=agent.name,
-                prompt=prompt,
-                model_id=model_spec(model) if model is not None else str(agent.model),
-                parent_run_id=context.parent.run_id if context.parent else None,
-                parent_tool_call_id=context.tool_call_id,
-                depth=context.depth,
-            )
-        )
-    output: FinalOutput[OutputT] | None = None
-    limit: LimitReached | None = None
-    error: BaseException | None = None
-    cancelled = False
-    wall_clock = asyncio.timeout_at(_deadline(context))
+    _announce_start(agent, prompt, context, model)
+    on_text = _text_sink(context) if stream_text else None
+    wall_clock = asyncio.timeout_at(budget.wall_deadline())
+    ending: RunEnding[OutputT]
     try:
         if model is None:
             raise setup_error or ConfigurationError(f"Agent '{agent.name}' has no model.")
-        _check_cost_limit_is_enforceable(model, context)
+        budget.require_known_price(model)
         async with wall_clock:
-            output_retries = agent.output_retries
-            while True:
-                limit = budget.check()
-                if limit is not None:
-                    break
-                response = await call_model(agent, model, messages, schemas, context, on_text)
-                calls = response.message.tool_calls
-                if calls:
-                    turn = await run_tool_calls(agent, calls, tools_by_name, context)
-                    messages.append(ToolResultsMessage(turn.results))
-                    if turn.stop is not None:
-                        raise turn.stop  # only now that the transcript says what each call did
-                    output = turn.output
-                else:
-                    output = parse_text_output(agent.output_type, response.message.text)
-                    if not output.valid:
-                        messages.append(UserMessage(output.problem))
-                if output is None:
-                    continue
-                if output.valid:
-                    break
-                output_retries -= 1
-                if output_retries < 0:
-                    raise OutputValidationError(output.problem)
-    except TimeoutError as exc:
-        if wall_clock.expired():
-            limit = budget.check() or _wall_limit(context)
-        else:
-            error = exc
-    except asyncio.CancelledError:
-        cancelled = True
-        raise
-    except RunInterrupted:
-        # Ctrl-C inside a tool: the run ends as cancelled and the root returns, like any other ending;
-        # a sub-agent passes it up, so the whole tree stops.
-        cancelled = True
-        if context.parent is not None:
+            retries_left = agent.output_retries
+            while (limit := budget.check()) is None:
+                message = await call_model(agent, model, context, on_text)
+                match await take_turn(agent, message, tools, context):
+                    case RunAgain():
+                        continue
+                    case Answered(output):
+                        ending = Completed(output)
+                        break
+                    case RetryAnswer(problem):
+                        retries_left -= 1
+                        if retries_left < 0:
+                            raise OutputValidationError(problem)
+            else:  # a limit came before an answer
+                ending = Stopped(limit)
+    except BaseException as exc:  # every ending is recorded; only some go on past the run
+        ending = _ending_after(exc, budget, wall_clock)
+        if _goes_past_the_run(exc, context):
             raise
-    except Exception as exc:  # noqa: BLE001 - a failed run is reported in its result, never raised
-        error = exc
-    except BaseException as exc:
-        if isinstance(exc, KeyboardInterrupt | SystemExit):
-            # Not from a tool (those became tool errors or RunInterrupted): the process is stopping; record and let it.
-            cancelled = isinstance(exc, KeyboardInterrupt)
-            error = exc
-            raise
-        error = exc  # a tool's BaseException (pytest.fail, a greenlet exit) ends the run, as an error
     finally:
-        await context.run_cleanups()
-        if limit is not None or error is not None or cancelled:
-            _answer_pending_calls(messages, "the run stopped before this call finished")
-        result = _result(agent, context, output, limit, error, cancelled, started)
-        if emit is not None:
-            emit(RunFinished(run_id=context.run_id, agent=agent.name, result=result))
+        result = await _finish(agent, context, ending, started)
     return result
 
 
-def _answer_pending_calls(messages: list[Message], reason: str) -> None:
-    """Give every unanswered tool call of the last turn a result, so the conversation can be continued.
-
-    Providers reject a history whose last assistant turn has tool calls without results.
-    """
-    if not messages:
-        return
-    last = messages[-1]
-    if isinstance(last, AssistantMessage) and last.tool_calls:
-        messages.append(
-            ToolResultsMessage([ToolResult(c.id, c.name, f"Not run: {reason}.", True) for c in last.tool_calls])
-        )
+# -- how a turn ends, and how a run ends -------------------------------------------------------
 
 
-def _resolve_model(agent: Agent[Any]) -> tuple[Model | None, Exception | None]:
-    # A bad model string must end the run like any error, with the usual events, not raise from run().
-    try:
-        return agent.resolved_model(), None
-    except Exception as exc:  # noqa: BLE001
-        return None, exc
+@dataclass(frozen=True, slots=True)
+class RunAgain:
+    """The model called tools: their results are in the conversation, for it to read next turn."""
 
 
-async def call_model(
-    agent: Agent[Any],
-    model: Model,
-    messages: list[Message],
-    schemas: list[ToolSchema],
-    context: RunContext,
-    on_text: TextSink | None,
-) -> ModelResponse:
-    """One model call: build the request, send it, charge its usage, append its answer."""
-    budget = context.budget
-    budget.turns += 1
-    if agent.context_policy is not None:
-        await agent.context_policy.before_request(context, model)
-    settings = agent.settings
-    limits = budget.limits
-    if limits.answer_on_last_turn and budget.turns == limits.max_turns and schemas:
-        settings = dataclasses.replace(settings, tool_choice="none")
-    instructions = agent.instructions_for(context)
-    unavailable = _unavailable_actions(agent, context)
-    if unavailable:
-        instructions += (
-            f"\n\nNobody is attending this session to approve actions, so these are unavailable: "
-            f"{', '.join(unavailable)}. Say what you would do with them instead."
-        )
-    request = ModelRequest(
-        instructions=instructions,
-        messages=list(messages),
-        tools=schemas,
-        settings=settings,
-    )
-    response = await send_request(context, model, request, on_text)
-    messages.append(response.message)
-    return response
+RUN_AGAIN = RunAgain()  # most turns end so: one instance, not one per step
 
 
-def _unavailable_actions(agent: Agent[Any], context: RunContext) -> list[str]:
-    """The tools needing approval, when nobody can give it (the `unattended` approver): they are not offered."""
-    if context.approver is not approvals.unattended:
-        return []
-    return [t.name for t in agent.tools_for_run() if t.requires_approval]
+@dataclass(frozen=True, slots=True)
+class Answered(Generic[OutputT]):
+    """The model gave a valid final answer."""
+
+    output: OutputT | None
 
 
-async def send_request(
-    context: RunContext,
-    model: Model,
-    request: ModelRequest,
-    on_text: TextSink | None = None,
-    *,
-    purpose: str = "turn",
-) -> ModelResponse:
-    """Send one request on behalf of the run in `context`: charged to its budget, announced by events.
+@dataclass(frozen=True, slots=True)
+class RetryAnswer:
+    """The model's final answer was not valid; `problem` says why, and the model has been told."""
 
-    Every model call of a run goes through here, the loop's own turns and the
-    calls made for it (summaries, compaction), so no cost goes unseen.
-    """
-    emit = context.emit
-    agent_name, turn = context.agent.name, context.budget.turns
-    if emit is not None:
-        emit(
-            ModelRequestSent(
-                run_id=context.run_id,
-                agent=agent_name,
-                turn=turn,
-                model_id=model_spec(model),
-                request=request,
-                purpose=purpose,
-            )
-        )
-    sent = time.perf_counter()
-    response = await model.request(request, on_text)
-    response.usage = _with_missing_usage_estimated(response.usage, request, response, model)
-    context.budget.charge(response.usage)
-    if emit is not None:
-        emit(
-            ModelResponseReceived(
-                run_id=context.run_id,
-                agent=agent_name,
-                turn=turn,
-                response=response,
-                duration_seconds=time.perf_counter() - sent,
-                purpose=purpose,
-            )
-        )
-    return response
+    problem: str
 
 
-def _with_missing_usage_estimated(usage: Usage, request: ModelRequest, response: ModelResponse, model: Model) -> Usage:
-    """`usage`, with an offline estimate for the token counts the provider did not report.
+TurnOutcome: TypeAlias = RunAgain | Answered[OutputT] | RetryAnswer
 
-    A provider that sends no usage (an OpenAI-compatible server without `usage`, a stream cut short) would
-    otherwise be charged 0 tokens and $0, and no token or dollar limit could ever stop the run.
-    """
-    message = response.message
-    missing_input = usage.input_tokens == 0  # every real request has input tokens
-    missing_output = usage.output_tokens == 0 and bool(message.text or message.tool_calls)
-    if not (missing_input or missing_output):
-        return usage
-    estimate = usage.copy()
-    estimate.estimated = True
-    if missing_input:
-        estimate.input_tokens = estimate_request_tokens(request)
-    if missing_output:
-        estimate.output_tokens = estimate_message_tokens(message)
-    price = price_of(model)
-    estimate.cost_usd = None if price is None else price.cost(estimate)
-    return estimate
+
+# How a run ended: `_run_result` makes each ending into the RunResult the caller reads.
+
+
+@dataclass(frozen=True, slots=True)
+class Completed(Generic[OutputT]):
+    output: OutputT | None
+
+
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    limit: LimitReached
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    error: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    error: BaseException | None = None  # a KeyboardInterrupt from outside any tool: the process is stopping
+
+
+RunEnding: TypeAlias = Completed[OutputT] | Stopped | Failed | Cancelled
 
 
 class RunInterrupted(Exception):
@@ -296,8 +157,97 @@ class RunInterrupted(Exception):
     """
 
 
+# -- the start of a run ------------------------------------------------------------------------
+
+
+def _resolve_model(agent: Agent[Any]) -> tuple[Model | None, Exception | None]:
+    # A bad model string must end the run like any error, with the usual events, not raise from run().
+    try:
+        return agent.resolved_model(), None
+    except Exception as exc:  # noqa: BLE001
+        return None, exc
+
+
+def _announce_start(agent: Agent[Any], prompt: str, context: RunContext, model: Model | None) -> None:
+    context.announce(
+        RunStarted,
+        prompt=prompt,
+        model_id=model_spec(model) if model is not None else str(agent.model),
+        parent_run_id=context.parent.run_id if context.parent else None,
+        parent_tool_call_id=context.tool_call_id,
+        depth=context.depth,
+    )
+
+
+def _text_sink(context: RunContext) -> TextSink | None:
+    # Without a listener, the provider is not asked to stream at all.
+    if context.emit is None:
+        return None
+
+    def on_text(text: str) -> None:
+        context.announce(TextDelta, text=text)
+
+    return on_text
+
+
+# -- one turn ----------------------------------------------------------------------------------
+
+
+async def call_model(
+    agent: Agent[Any], model: Model, context: RunContext, on_text: TextSink | None
+) -> AssistantMessage:
+    """One model call: count the turn, let the context policy fit the conversation, send, keep the answer."""
+    budget = context.budget
+    budget.start_turn()
+    if agent.context_policy is not None:
+        await agent.context_policy.before_request(context, model)
+    request = build_request(agent, context, context.messages, last_turn=budget.must_answer_now())
+    response = await send_request(context, model, request, on_text)
+    context.messages.append(response.message)
+    return response.message
+
+
+async def take_turn(
+    agent: Agent[OutputT], message: AssistantMessage, tools: dict[str, Tool], context: RunContext
+) -> TurnOutcome[OutputT]:
+    """What the model's `message` comes to. What the model should read next is added to the conversation.
+
+    Text alone is a final answer. So is a call to the output tool; the other calls of that turn are then not
+    run, and their results say so. Any other tool calls are run.
+    """
+    calls = message.tool_calls
+    if not calls:
+        output = parse_text_output(agent.output_type, message.text)
+        if output.valid:
+            return Answered(output.value)
+        context.messages.append(UserMessage(output.problem))
+        return RetryAnswer(output.problem)
+    output_call = next((call for call in calls if call.name == OUTPUT_TOOL_NAME), None)
+    if output_call is not None and agent.output_type is not None:
+        output = FinalOutput.from_arguments(agent.output_type, output_call.arguments, output_call.invalid_arguments)
+        problem = None if output.valid else output.problem
+        context.messages.append(ToolResultsMessage([_output_result(call, output_call, problem) for call in calls]))
+        return Answered(output.value) if output.valid else RetryAnswer(output.problem)
+    turn = await run_tool_calls(agent, calls, tools, context)
+    context.messages.append(ToolResultsMessage(turn.results))
+    if turn.stop is not None:
+        raise turn.stop  # only now that the transcript says what each call did
+    return RUN_AGAIN
+
+
+def _output_result(call: ToolCall, output_call: ToolCall, problem: str | None = None) -> ToolResult:
+    if call is output_call:
+        if problem is None:
+            return ToolResult(call.id, call.name, "Final answer received.")
+        return ToolResult(call.id, call.name, problem, is_error=True)
+    return ToolResult(call.id, call.name, f"Not run: '{OUTPUT_TOOL_NAME}' was called in the same turn.", True)
+
+
+# -- the tool calls of a turn ------------------------------------------------------------------
+
+
 @dataclass(slots=True)
-class ToolTurn(Generic[OutputT]):
+class ToolTurn:
     """What the tool calls of one model turn came to.
 
     `results` has one result per call, in call order, each saying what happened to that call. `stop` is set
@@ -306,35 +256,24 @@ class ToolTurn(Generic[OutputT]):
     """
 
     results: list[ToolResult]
-    output: FinalOutput[OutputT] | None = None
     stop: BaseException | None = None
 
 
 async def run_tool_calls(
-    agent: Agent[OutputT],
-    calls: list[ToolCall],
-    tools_by_name: dict[str, Tool],
-    context: RunContext,
-) -> ToolTurn[OutputT]:
+    agent: Agent[Any], calls: list[ToolCall], tools_by_name: dict[str, Tool], context: RunContext
+) -> ToolTurn:
     """Run every tool call of one model turn, concurrently, results in call order.
 
-    A call to the output tool ends the run when its arguments are valid; the
-    other calls of that turn are then not run, and say so. When one call ends
-    the run, its siblings are stopped, and waited for, before this returns: a
-    call must not go on acting after the transcript was written.
+    When one call ends the run, its siblings are stopped, and waited for, before this returns: a call must not
+    go on acting after the transcript was written.
     """
-    output_call = next((call for call in calls if call.name == OUTPUT_TOOL_NAME), None)
-    if output_call is not None and agent.output_type is not None:
-        output = FinalOutput.from_arguments(agent.output_type, output_call.arguments, output_call.invalid_arguments)
-        problem = None if output.valid else output.problem
-        return ToolTurn([_output_result(call, output_call, problem) for call in calls], output)
     progress: dict[str, CallProgress] = {}
     turn_started = time.perf_counter()
     if len(calls) == 1:
         # No siblings to stop: run it in this task (a task per call costs about a tenth of a step's CPU).
         call = calls[0]
         try:
-            return ToolTurn([await execute_tool_call(call, tools_by_name, context, progress)])
+            return ToolTurn([await execute_tool_call(agent, call, tools_by_name, context, progress)])
         except BaseException as exc:  # noqa: BLE001 - recorded in the transcript, then raised by the loop
             error = None if isinstance(exc, asyncio.CancelledError) else exc
             reason = "the run was stopped (cancelled, or out of time)" if error is None else ""
@@ -346,7 +285,7 @@ async def run_tool_calls(
 
     async def run_call(call: ToolCall) -> ToolResult:
         async with semaphore:
-            return await execute_tool_call(call, tools_by_name, context, progress)
+            return await execute_tool_call(agent, call, tools_by_name, context, progress)
 
     tasks = [asyncio.create_task(run_call(call), name=f"tool call {call.id} ({call.name})") for call in calls]
     stop: BaseException | None = None
@@ -425,12 +364,7 @@ def _stopped_result(
 
 def _announce_stopped(call: ToolCall, result: ToolResult, context: RunContext, duration: float) -> None:
     # The call announced ToolCallStarted; say how it ended, so no call is left looking as if still running.
-    if context.emit is not None:
-        context.emit(
-            ToolCallFinished(
-                run_id=context.run_id, agent=context.agent.name, call=call, result=result, duration_seconds=duration
-            )
-        )
+    context.announce(ToolCallFinished, call=call, result=result, duration_seconds=duration)
 
 
 CallProgress: TypeAlias = Literal["announced", "running"]
@@ -438,6 +372,7 @@ CallProgress: TypeAlias = Literal["announced", "running"]
 
 
 async def execute_tool_call(
+    agent: Agent[Any],
     call: ToolCall,
     tools_by_name: dict[str, Tool],
     context: RunContext,
@@ -449,33 +384,20 @@ async def execute_tool_call(
     BaseExceptions other than SystemExit. `progress`, when given, records how far the call got.
     """
     progress = {} if progress is None else progress
-    emit = context.emit
-    agent_name = context.agent.name
-    if emit is not None:
-        emit(ToolCallStarted(run_id=context.run_id, agent=agent_name, call=call))
+    context.announce(ToolCallStarted, call=call)
     progress[call.id] = "announced"
     started = time.perf_counter()
-    content, is_error = await _tool_output(call, tools_by_name, context, progress)
+    content, is_error = await _tool_output(agent, call, tools_by_name, context, progress)
     result = ToolResult(call.id, call.name, content, is_error)
     # The context policy sees the whole output (to offload it); the size cap applies to what the model reads.
-    policy = context.agent.context_policy
-    if policy is not None:
-        result = await policy.on_tool_result(result, context)
+    if agent.context_policy is not None:
+        result = await agent.context_policy.on_tool_result(result, context)
     tool = tools_by_name.get(call.name)
-    max_chars = (tool.max_output_chars if tool else None) or context.agent.max_tool_output_chars
+    max_chars = (tool.max_output_chars if tool else None) or agent.max_tool_output_chars
     result.content = truncate_output(result.content, max_chars or DEFAULT_MAX_OUTPUT_CHARS)
     if result.is_error:
         _note_repeated_failure(call, result, context)
-    if emit is not None:
-        emit(
-            ToolCallFinished(
-                run_id=context.run_id,
-                agent=agent_name,
-                call=call,
-                result=result,
-                duration_seconds=time.perf_counter() - started,
-            )
-        )
+    context.announce(ToolCallFinished, call=call, result=result, duration_seconds=time.perf_counter() - started)
     return result
 
 
@@ -491,7 +413,11 @@ def _note_repeated_failure(call: ToolCall, result: ToolResult, context: RunConte
 
 
 async def _tool_output(
-    call: ToolCall, tools_by_name: dict[str, Tool], context: RunContext, progress: dict[str, CallProgress]
+    agent: Agent[Any],
+    call: ToolCall,
+    tools_by_name: dict[str, Tool],
+    context: RunContext,
+    progress: dict[str, CallProgress],
 ) -> tuple[str, bool]:
     tool = tools_by_name.get(call.name)
     if tool is None:
@@ -508,14 +434,14 @@ async def _tool_output(
     except pydantic.ValidationError as exc:
         return _describe_invalid_arguments(tool, exc), True
     if tool.requires_approval:
-        approval = await _ask_approval(tool, call, context)
+        approval = await _ask_approval(agent, tool, call, context)
         if not approval.approved:
             return (
                 f"Not done: the call to '{tool.name}' was not approved ({approval.reason}). "
                 "Do not retry it unless the user asks; tell the user what you wanted to do.",
                 True,
             )
-    timeout = tool.timeout if tool.timeout is not None else context.agent.tool_timeout
+    timeout = tool.timeout if tool.timeout is not None else agent.tool_timeout
     deadline = asyncio.timeout(timeout)
     progress[call.id] = "running"
     try:
@@ -546,19 +472,11 @@ async def _tool_output(
         return f"Error: '{tool.name}' ran, but its result cannot be shown: {exc}.", True
 
 
-async def _ask_approval(tool: Tool, call: ToolCall, context: RunContext) -> approvals.Approval:
-    emit = context.emit
-    agent_name = context.agent.name
-    if emit is not None:
-        emit(ApprovalRequested(run_id=context.run_id, agent=agent_name, call=call))
-    request = approvals.ApprovalRequest(agent_name, tool.name, call.arguments, context.run_id, call.id)
+async def _ask_approval(agent: Agent[Any], tool: Tool, call: ToolCall, context: RunContext) -> approvals.Approval:
+    context.announce(ApprovalRequested, call=call)
+    request = approvals.ApprovalRequest(agent.name, tool.name, call.arguments, context.run_id, call.id)
     approval = await approvals.ask(context.approver, request)
-    if emit is not None:
-        emit(
-            ApprovalResolved(
-                run_id=context.run_id, agent=agent_name, call=call, approved=approval.approved, reason=approval.reason
-            )
-        )
+    context.announce(ApprovalResolved, call=call, approved=approval.approved, reason=approval.reason)
     return approval
 
 
@@ -579,78 +497,87 @@ def _describe_invalid_arguments(tool: Tool, exc: pydantic.ValidationError) -> st
     return f"Error: invalid arguments for '{tool.name}': {'; '.join(problems)}. Parameters: {expected}."
 
 
-def _output_result(call: ToolCall, output_call: ToolCall, problem: str | None = None) -> ToolResult:
-    if call is output_call:
-        if problem is None:
-            return ToolResult(call.id, call.name, "Final answer received.")
-        return ToolResult(call.id, call.name, problem, is_error=True)
-    return ToolResult(call.id, call.name, f"Not run: '{OUTPUT_TOOL_NAME}' was called in the same turn.", True)
+# -- the end of a run --------------------------------------------------------------------------
 
 
-def _text_sink(context: RunContext) -> TextSink | None:
-    emit = context.emit
-    if emit is None:
-        return None
-    run_id, agent_name = context.run_id, context.agent.name
-
-    def on_text(text: str) -> None:
-        emit(TextDelta(run_id=run_id, agent=agent_name, text=text))
-
-    return on_text
-
-
-def _deadline(context: RunContext) -> float | None:
-    deadline = context.budget.deadline()
-    return None if deadline is None else deadline[0]
+def _ending_after(exc: BaseException, budget: Budget, wall_clock: asyncio.Timeout) -> Stopped | Failed | Cancelled:
+    """How `exc`, raised while the run was being set up or taking turns, ends the run."""
+    if isinstance(exc, TimeoutError) and wall_clock.expired():
+        return Stopped(budget.check() or budget.wall_limit())
+    if isinstance(exc, asyncio.CancelledError | RunInterrupted):
+        return Cancelled()
+    if isinstance(exc, KeyboardInterrupt):
+        return Cancelled(exc)
+    # Any other failure ends the run as an error: a SystemExit from outside any tool, and a BaseException from
+    # a tool (pytest.fail, a greenlet exit) as well.
+    return Failed(exc)
 
 
-def _wall_limit(context: RunContext) -> LimitReached:
-    deadline = context.budget.deadline()
-    assert deadline is not None, "a timeout fired without a wall-time limit"
-    owner = deadline[1]
-    limit_seconds = owner.limits.max_wall_seconds or 0.0
-    return LimitReached("max_wall_seconds", owner.agent, limit_seconds, time.monotonic() - owner.started_at)
+def _goes_past_the_run(exc: BaseException, context: RunContext) -> bool:
+    """Whether `exc` is raised again once the run has recorded its ending.
+
+    The caller's cancellation is. So are a KeyboardInterrupt or a SystemExit from outside any tool: those from
+    tools became tool errors or RunInterrupted, so the process itself is stopping. Ctrl-C inside a tool
+    (RunInterrupted) passes up from a sub-agent, so the whole tree stops; the root returns, like any other ending.
+    """
+    if isinstance(exc, RunInterrupted):
+        return context.parent is not None
+    return isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit)
 
 
-def _check_cost_limit_is_enforceable(model: Model, context: RunContext) -> None:
-    budget: Budget | None = context.budget
-    while budget is not None:
-        if budget.limits.max_cost_usd is not None and price_of(model) is None:
-            raise ConfigurationError(
-                f"Agent '{budget.agent}' has a dollar limit, but the price of '{model.model_id}' is unknown. "
-                "Give the model a price (for example OpenAIModel(..., price=Price(input=..., output=...))) "
-                "or use a token limit instead."
-            )
-        budget = budget.parent
-
-
-def _result(
-    agent: Agent[OutputT],
-    context: RunContext,
-    output: FinalOutput[OutputT] | None,
-    limit: LimitReached | None,
-    error: BaseException | None,
-    cancelled: bool,
-    started: float,
+async def _finish(
+    agent: Agent[OutputT], context: RunContext, ending: RunEnding[OutputT], started: float
 ) -> RunResult[OutputT]:
-    status: Any
-    if cancelled:
-        status = "cancelled"
-    elif error is not None:
-        status = "error"
-    elif limit is not None:
-        status = "limit"
-    else:
-        status = "completed"
+    """Close what the run opened, answer its unfinished calls, and announce its result."""
+    await context.run_cleanups()
+    if not isinstance(ending, Completed):
+        _answer_pending_calls(context.messages, "the run stopped before this call finished")
+    result = _run_result(agent, context, ending, started)
+    context.announce(RunFinished, result=result)
+    return result
+
+
+def _answer_pending_calls(messages: list[Message], reason: str) -> None:
+    """Give every unanswered tool call of the last turn a result, so the conversation can be continued.
+
+    Providers reject a history whose last assistant turn has tool calls without results.
+    """
+    if not messages:
+        return
+    last = messages[-1]
+    if isinstance(last, AssistantMessage) and last.tool_calls:
+        messages.append(
+            ToolResultsMessage([ToolResult(c.id, c.name, f"Not run: {reason}.", True) for c in last.tool_calls])
+        )
+
+
+def _run_result(
+    agent: Agent[OutputT], context: RunContext, ending: RunEnding[OutputT], started: float
+) -> RunResult[OutputT]:
+    """The run's ending, as the `RunResult` its caller reads."""
+    status: RunStatus
+    output: OutputT | None = None
+    limit: LimitReached | None = None
+    error: BaseException | None = None
+    match ending:
+        case Completed(output):
+            status = "completed"
+        case Stopped(limit):
+            status = "limit"
+        case Failed(error):
+            status = "error"
+        case Cancelled(error):
+            status = "cancelled"
+    budget = context.budget
     return RunResult(
         agent=agent.name,
         run_id=context.run_id,
         status=status,
-        output=output.value if output is not None and output.valid and status == "completed" else None,
+        output=output,
         messages=context.messages,
-        usage=context.budget.own_usage.copy(),
-        total_usage=context.budget.usage.copy(),
-        turns=context.budget.turns,
+        usage=budget.own_usage.copy(),
+        total_usage=budget.usage.copy(),
+        turns=budget.turns,
         duration_seconds=time.perf_counter() - started,
         limit=limit,
         error=error,

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .approvals import Approver
-from .events import EventSink
+from .events import Event, EventSink
 from .limits import Budget
 from .messages import Message
 
@@ -48,6 +48,14 @@ class RunContext:
         while context.parent is not None:
             context = context.parent
         return context
+
+    def announce(self, event_type: type[Event], /, **fields: Any) -> None:
+        """Emit an event of this run, stamped with its run id and agent name.
+
+        When nobody listens, nothing is emitted and the event is never built.
+        """
+        if self.emit is not None:
+            self.emit(event_type(run_id=self.run_id, agent=self.agent.name, **fields))
 
     def on_finish(self, cleanup: Callable[[], Awaitable[None]]) -> None:
         """Run `cleanup` when this run ends, however it ends (to close a sandbox or a server it started)."""

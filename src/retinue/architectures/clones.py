@@ -27,8 +27,8 @@ import pydantic
 
 from ..errors import ConfigurationError, ToolError
 from ..limits import Limits
-from ..loop import send_request
 from ..messages import AssistantMessage, Message, ModelRequest, ToolCall, ToolResultsMessage, UserMessage
+from ..model_calls import send_request
 from ..run_context import RunContext
 from ..tools import Tool
 from .subagents import answer_text, describe_ending, run_sub_agent

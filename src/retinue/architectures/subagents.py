@@ -19,30 +19,17 @@ async def run_sub_agent(
 ) -> RunResult[Any]:
     """Run `agent` as a child of the run in `context`: one event tree, one budget chain."""
     child = context.child(agent, tool_call_id=call.id, kind=kind)
-    emit = context.emit
-    if emit is not None:
-        emit(
-            SubAgentStarted(
-                run_id=context.run_id,
-                agent=context.agent.name,
-                child_run_id=child.run_id,
-                child_agent=agent.name,
-                tool_call_id=call.id,
-                kind=kind,
-            )
-        )
+    context.announce(
+        SubAgentStarted, child_run_id=child.run_id, child_agent=agent.name, tool_call_id=call.id, kind=kind
+    )
     result = await run_loop(agent, prompt, child, **run_options)
-    if emit is not None:
-        emit(
-            SubAgentFinished(
-                run_id=context.run_id,
-                agent=context.agent.name,
-                child_run_id=child.run_id,
-                child_agent=agent.name,
-                status=result.status,
-                usage=result.total_usage,
-            )
-        )
+    context.announce(
+        SubAgentFinished,
+        child_run_id=child.run_id,
+        child_agent=agent.name,
+        status=result.status,
+        usage=result.total_usage,
+    )
     return result
 
 

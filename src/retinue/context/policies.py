@@ -35,16 +35,15 @@ from typing import ClassVar
 
 from ..errors import ConfigurationError, ContextWindowExceeded, ToolError
 from ..events import Notice
-from ..loop import send_request
 from ..messages import (
     Message,
     ModelRequest,
     ModelSettings,
     ToolResult,
     ToolResultsMessage,
-    ToolSchema,
     UserMessage,
 )
+from ..model_calls import build_request, send_request
 from ..models.base import Model
 from ..models.windows import context_window_of
 from ..run_context import RunContext
@@ -658,12 +657,11 @@ def _summary_note(summary: str, dropped: Sequence[Message], handle: str | None) 
 
 
 def _request_builder(context: RunContext) -> Callable[[Sequence[Message]], ModelRequest]:
-    agent = context.agent
-    instructions = agent.instructions_for(context)
-    schemas: list[ToolSchema] = [t.schema for t in agent.tools_for_run()]
+    """The request the loop is about to send, built around any conversation: what the policy measures."""
+    agent, last_turn = context.agent, context.budget.must_answer_now()
 
     def build(messages: Sequence[Message]) -> ModelRequest:
-        return ModelRequest(instructions=instructions, messages=list(messages), tools=schemas, settings=agent.settings)
+        return build_request(agent, context, messages, last_turn=last_turn)
 
     return build
 
