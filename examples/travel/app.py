@@ -41,12 +41,9 @@ class TravelApp:
 
         # Who is asking, and nothing more: a home airport here (no traveller lives in San Francisco) made the
         # 1.5B search from it when the request said "from SFO". With nobody to approve bookings the answer is a
-        # plan, and the traveller id only sent the 1.5B to look up the traveller's old bookings.
-        preface = (
-            f"(I am {profile.name}.)"
-            if approver is unattended
-            else f"(I am {profile.name}, traveller id {profile.traveller_id}.)"
-        )
+        # plan for whoever asks: the traveller id sent the 1.5B to look up old bookings, and the name alone to
+        # call get_traveller with it, twice, and then give up.
+        preface = "" if approver is unattended else f"(I am {profile.name}, traveller id {profile.traveller_id}.)"
         return AppSession(agent, report=report, close=world.close, preface=preface)
 
     def eval_tasks(self) -> Sequence[EvalTask]:

@@ -12,13 +12,14 @@ serves, what "today" is, and the rules that matter.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import uuid
 from collections.abc import Callable
 from typing import Any, Literal
 
 from retinue import Agent, Limits
-from retinue.approvals import Approval, ApprovalRequest, Approver, ask
+from retinue.approvals import Approval, ApprovalRequest, Approver, ask, unattended
 from retinue.architectures import ScriptingEnvironment, clone_tool, lead_agent
 from retinue.messages import ModelSettings
 from retinue.models.base import Model
@@ -42,12 +43,13 @@ authorised the person asking."""
 # the first step, asks ask_flights on its first turn; told only to "get the facts from them", it looked up the
 # traveller's bookings and booked a flight from one of them.
 LEAD_INSTRUCTIONS = f"""You are a travel assistant. Only your specialists can search: ask_flights finds flights,
-ask_hotels hotels, ask_cars rental cars, ask_weather forecasts. For a trip request, your first step is to ask them,
-giving each the cities, dates and wishes; ask several at once when you can. Then answer with a short plan naming the
-flight numbers, hotel names, dates and prices they found.
+ask_hotels hotels, ask_cars rental cars, ask_weather forecasts. For a trip, ask ask_flights and then ask_hotels,
+giving each the cities and dates the user gave and no wish the user did not state (no budget, no times). Ask
+ask_cars or ask_weather only when the user asks about cars or weather. Once you have flights and hotels, answer
+with a short plan naming the flight number, hotel name, dates and prices they found.
 Bookings: book only an option a specialist found and the traveller explicitly chose; a plan is not a booking. A
 booking that was not approved is not retried: say in your plan what you would book.
-Record decisions every specialist must respect (dates, cities, budget, chosen flight) with record_decision.
+Use record_decision only for a choice the traveller made that every specialist must respect.
 Today is {FIRST_DAY.isoformat()}. Trips can be booked from {FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}. \
 Prices are in US dollars. Never book or cancel for someone who has not authorised the person asking."""
 
@@ -82,6 +84,10 @@ SPECIALIST_SETTINGS = ModelSettings(max_tokens=400)
 # Twelve model calls per agent and user message are plenty for these tasks; the last one must be an answer.
 DEFAULT_LIMITS = Limits(max_turns=12, answer_on_last_turn=True)
 
+# A specialist answers one question: a search, a closer look, an answer. Given twelve turns, the 1.5B's flights
+# specialist searched three days and looked up every flight of each in turn before it answered.
+SPECIALIST_TURNS = 4
+
 
 def build_assistant(
     architecture: Architecture,
@@ -93,6 +99,12 @@ def build_assistant(
 ) -> Agent[str]:
     """The travel assistant for `architecture`, working in `world`."""
     tools = make_tools(world)
+    specialist_turns = min(SPECIALIST_TURNS, limits.max_turns or SPECIALIST_TURNS)
+    specialist_limits = dataclasses.replace(limits, max_turns=specialist_turns)
+    if approver is unattended:
+        # Nobody can approve a booking, and nobody has said who they are: the profile and booking tools could
+        # only guess at traveller ids (the 1.5B looked up "traveler123", then the id in an error message).
+        tools["bookings"] = []
     if architecture == "lead":
         specialists = [
             Agent(
@@ -101,7 +113,7 @@ def build_assistant(
                 instructions=f"{SPECIALIST_INSTRUCTIONS[domain]}\n{CONTEXT}",
                 model=model,
                 tools=tools[domain],
-                limits=limits,
+                limits=specialist_limits,
                 settings=SPECIALIST_SETTINGS,
             )
             for domain in ("flights", "hotels", "cars", "weather")
@@ -111,6 +123,8 @@ def build_assistant(
             specialists=specialists,
             instructions=LEAD_INSTRUCTIONS,
             tools=tools["bookings"],
+            # The lead hears the traveller's choices and records them; specialists find options and respect them.
+            specialists_decide=False,
             model=model,
             limits=limits,
         )

@@ -61,6 +61,18 @@ def _explained(function: Callable[P, R]) -> Callable[P, R]:
     return call
 
 
+# What small models write into an optional filter they were told to leave out: Qwen2.5-Coder-1.5B searched
+# hotels in the neighbourhood "unknown". Such a value means "not given", never a name to match.
+_NOT_GIVEN = frozenset({"", "any", "all", "none", "null", "unknown", "n/a", "na", "not specified", "unspecified"})
+
+
+def _given(text: str | None) -> str | None:
+    """`text`, or None when it is empty or a placeholder for "no preference"."""
+    if text is None or text.strip().casefold() in _NOT_GIVEN:
+        return None
+    return text
+
+
 def normalise_cabin(text: str) -> str:
     key = fold(text).replace("-", " ").replace(" ", "_").removesuffix("_class")
     if key in _CABIN_ALIASES:
@@ -164,8 +176,8 @@ def flight_tools(world: TravelWorld) -> list[Tool]:
         """
         day = parse_day(date, "date")
         chosen_cabin = normalise_cabin(cabin)
-        earliest = _clock(depart_after, "depart_after")
-        latest = _clock(arrive_before, "arrive_before")
+        earliest = _clock(_given(depart_after), "depart_after")
+        latest = _clock(_given(arrive_before), "arrive_before")
         price_cap = max_price if max_price is not None and max_price > 0 else None
         stops_cap = max(0, max_stops)
 
@@ -272,6 +284,7 @@ def hotel_tools(world: TravelWorld) -> list[Tool]:
             sort_by: price (total for the stay), rating or stars.
         """
         place = resolve_city(city)
+        neighbourhood = _given(neighbourhood)
         if neighbourhood:
             _check_neighbourhood(place.name, place.neighbourhoods, neighbourhood)
         price_cap = max_price_per_night if max_price_per_night is not None and max_price_per_night > 0 else None
@@ -357,6 +370,7 @@ def car_tools(world: TravelWorld) -> list[Tool]:
             max_price_per_day: Highest daily price in USD; leave out or 0 for no limit.
         """
         chosen_class = None
+        car_class = _given(car_class)
         if car_class:
             chosen_class = fold(car_class).replace(" ", "")
             if chosen_class not in _CAR_CLASSES:

@@ -411,7 +411,7 @@ class TravelWorld:
             if row is None:
                 raise NotFoundError(
                     f"No traveller has the id or email {traveller!r}. Ask the user for their traveller id "
-                    "(like T1001) or the email on their profile."
+                    "or the email on their profile; do not guess one."
                 )
             traveller_id = row["id"]
             programs = self._db.execute(

@@ -79,7 +79,10 @@ async def test_each_answer_names_the_specialists_not_yet_asked_about_the_request
     await lead.run("Plan my trip to New York.")
 
     [after_flights] = tool_results(lead_model.requests[1])
-    assert after_flights == "flights answer\n\nNot asked yet about this request: ask_hotels (ask those it needs)."
+    assert after_flights == (
+        "flights answer\n\nNot asked yet about this request: ask_hotels. Ask only those the request needs; "
+        "when you have what it needs, answer."
+    )
     assert tool_results(lead_model.requests[2])[-1] == "hotels answer"
 
 
@@ -174,6 +177,35 @@ async def test_decisions_made_by_one_specialist_reach_the_next() -> None:
     await lead.run("Trip to New York, 3 days, with a car.")
 
     assert tool_results(lead_model.requests[2])[-1] == "Compact car from 2026-12-12 to 2026-12-14."
+
+
+async def test_specialists_can_read_the_leads_decisions_without_recording_their_own() -> None:
+    seen: list[ModelRequest] = []
+
+    def flights_script(request: ModelRequest) -> object:
+        seen.append(request)
+        return "UA 1143 returns on 2026-12-14."
+
+    lead_model = ScriptedModel(
+        [
+            call("record_decision", topic="Return date", value="2026-12-14"),
+            call("ask_flights", question="A flight back from JFK."),
+            "All set.",
+        ]
+    )
+    lead = lead_agent(
+        "lead",
+        specialists=[Agent(name="flights", model=ScriptedModel(flights_script))],
+        model=lead_model,
+        specialists_decide=False,
+    )
+
+    await lead.run("Back from New York on the 14th.")
+
+    [question] = seen
+    assert "Return date: 2026-12-14" in last_user_text(question)
+    assert [schema.name for schema in question.tools] == []
+    assert "record_decision" in [schema.name for schema in lead_model.requests[0].tools]
 
 
 async def test_a_conflicting_decision_is_refused_and_flagged_to_the_lead() -> None:

@@ -268,3 +268,27 @@ def test_tool_descriptions_hold_no_example_values_a_model_could_copy(tools: dict
         ]
         for text in texts:
             assert not value_like.search(text), (item.name, text)
+
+
+@pytest.mark.parametrize("placeholder", ["unknown", "Any", " none ", "N/A", ""])
+def test_a_placeholder_in_an_optional_filter_means_no_filter(tools: dict[str, Tool], placeholder: str) -> None:
+    # Qwen2.5-Coder-1.5B, told to leave a filter out, wrote neighbourhood "unknown" and got no hotel at all.
+    hotels = dict(city="New York", check_in="2026-12-12", check_out="2026-12-15")
+    assert call(tools, "search_hotels", **hotels, neighbourhood=placeholder) == call(tools, "search_hotels", **hotels)
+    flights = dict(origin="SFO", destination="New York", date="2026-12-12")
+    filtered = call(tools, "search_flights", **flights, depart_after=placeholder, arrive_before=placeholder)
+    assert filtered == call(tools, "search_flights", **flights)
+    cars = dict(location="New York", pickup_date="2026-12-12", return_date="2026-12-15")
+    assert call(tools, "search_cars", **cars, car_class=placeholder) == call(tools, "search_cars", **cars)
+
+
+def test_with_nobody_to_approve_the_assistant_plans_without_profile_or_booking_tools(world: TravelWorld) -> None:
+    from retinue.approvals import approve_all, unattended
+    from retinue_travel.assistant import build_assistant
+
+    def offered(approver: Any) -> set[str]:
+        lead = build_assistant("lead", world, model="scripted", approver=approver)
+        return {item.name for item in lead.tools_for_run()}
+
+    assert {"get_traveller", "book_flight"} <= offered(approve_all)
+    assert offered(unattended) == {"ask_flights", "ask_hotels", "ask_cars", "ask_weather", "record_decision"}

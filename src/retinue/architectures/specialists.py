@@ -43,6 +43,7 @@ def specialist(
     *,
     description: str | None = None,
     share_decisions: bool = True,
+    may_decide: bool = True,
     share_request: bool = True,
     teammates: Sequence[str] = (),
 ) -> Tool:
@@ -50,12 +51,15 @@ def specialist(
 
     The tool's description is `description`, else the agent's own
     `description`: say what the specialist knows and can do. With
-    `share_request`, the specialist reads the lead's latest user message below
-    the lead's question. `teammates` are the lead's other `ask_` tools: the
-    answer ends by naming those not yet asked about the latest request.
+    `share_decisions`, the specialist reads the decisions made so far below its
+    question and, with `may_decide`, can record its own (conflicts with earlier
+    ones are refused and reported to the lead). With `share_request`, the
+    specialist reads the lead's latest user message below the lead's question.
+    `teammates` are the lead's other `ask_` tools: the answer ends by naming
+    those not yet asked about the latest request.
     """
     consulted = agent
-    if share_decisions and not any(t.name == "record_decision" for t in agent.tools_for_run()):
+    if share_decisions and may_decide and not any(t.name == "record_decision" for t in agent.tools_for_run()):
         consulted = agent.override(tools=[*agent.tools, record_decision_tool(can_overrule=False)])
     tool_name = _ask_tool_name(agent)
     domain = description or agent.description or f"Ask the {agent.name} specialist."
@@ -80,7 +84,10 @@ def specialist(
         asked = _tools_called_since_request(context)
         unasked = [name for name in teammates if name != tool_name and name not in asked]
         if unasked:
-            answer += f"\n\nNot asked yet about this request: {', '.join(unasked)} (ask those it needs)."
+            answer += (
+                f"\n\nNot asked yet about this request: {', '.join(unasked)}. Ask only those the request needs; "
+                "when you have what it needs, answer."
+            )
         return answer
 
     return Tool(
@@ -101,12 +108,16 @@ def lead_agent(
     instructions: str = "",
     tools: Sequence[Tool | ToolFunction] = (),
     share_decisions: bool = True,
+    specialists_decide: bool = True,
     share_request: bool = True,
     remind_unasked: bool = True,
     **agent_options: Any,
 ) -> Agent[Any]:
     """A lead that can consult each of `specialists`, and record decisions they must all respect.
 
+    Without `specialists_decide`, only the lead records decisions; the specialists still read them. Small
+    models, given the tool, record their own search as a decision instead of answering: Qwen2.5-Coder-1.5B's
+    flights specialist recorded the whole request as a topic, and the others then answered with that text.
     With `remind_unasked`, each specialist's answer ends by naming the specialists not yet asked about the
     latest request: Qwen2.5-Coder-1.5B, as a travel lead, asked for flights and then answered without a hotel.
     """
@@ -114,7 +125,13 @@ def lead_agent(
     # they read first.
     team = [_ask_tool_name(member) for member in specialists] if remind_unasked else []
     lead_tools: list[Tool | ToolFunction] = [
-        specialist(member, share_decisions=share_decisions, share_request=share_request, teammates=team)
+        specialist(
+            member,
+            share_decisions=share_decisions,
+            may_decide=specialists_decide,
+            share_request=share_request,
+            teammates=team,
+        )
         for member in specialists
     ]
     if share_decisions:
