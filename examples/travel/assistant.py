@@ -33,35 +33,48 @@ from .world import TravelWorld
 Architecture = Literal["lead", "clones", "script"]
 ARCHITECTURES: tuple[Architecture, ...] = ("lead", "clones", "script")
 
-CONTEXT = f"""Today is {FIRST_DAY.isoformat()}. Trips can be booked from {FIRST_DAY.isoformat()} to \
-{LAST_DAY.isoformat()}. Prices are in US dollars.
+DATES = f"""Today is {FIRST_DAY.isoformat()}. Trips can be booked from {FIRST_DAY.isoformat()} to \
+{LAST_DAY.isoformat()}. Prices are in US dollars."""
+
+CONTEXT = f"""{DATES}
 Booking and cancelling charge or refund the traveller: the system asks the traveller to approve each one, so call
 the booking tool when the traveller has said what they want, and never book or cancel for someone who has not
 authorised the person asking."""
 
-# Written for small models too: Qwen2.5-Coder-1.5B, told what only the specialists can do and that asking them is
-# the first step, asks ask_flights on its first turn; told only to "get the facts from them", it looked up the
-# traveller's bookings and booked a flight from one of them.
-LEAD_INSTRUCTIONS = f"""You are a travel assistant. Only your specialists can search: ask_flights finds flights,
-ask_hotels hotels, ask_cars rental cars, ask_weather forecasts. For a trip, ask ask_flights and then ask_hotels,
-giving each the cities and dates the user gave and no wish the user did not state (no budget, no times). Ask
-ask_cars or ask_weather only when the user asks about cars or weather. Once you have flights and hotels, answer
-with a short plan naming the flight number, hotel name, dates and prices they found.
+# Written for small models too. Told only to "get the facts from them", Qwen2.5-Coder-1.5B looked up the traveller's
+# bookings and booked a flight from one of them; told to ask all its specialists, it asked for cars and weather
+# nobody wanted; given the steps of a trip, it asks flights, then hotels, then answers.
+LEAD_INSTRUCTIONS = f"""You are a travel assistant. Only your specialists can search. For a trip:
+1. ask_flights, giving the cities and the date the user gave.
+2. ask_hotels, giving the city and the nights of the stay.
+3. Answer with the plan written out: the flight (number, date, times, price) and the hotel (name, nights, total
+price) they found, and what the trip costs in all. Nothing is booked until the traveller chooses.
+Ask ask_cars or ask_weather only if the user mentions a car or the weather. Pass on no wish the user did not state
+(no budget, no times).
 Bookings: book only an option a specialist found and the traveller explicitly chose; a plan is not a booking. A
 booking that was not approved is not retried: say in your plan what you would book.
-Use record_decision only for a choice the traveller made that every specialist must respect.
+Use record_decision only for a choice the traveller made that every specialist must respect, never for the plan.
 Today is {FIRST_DAY.isoformat()}. Trips can be booked from {FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}. \
 Prices are in US dollars. Never book or cancel for someone who has not authorised the person asking."""
 
+# Asked for "the best options" briefly, the 1.5B's hotels specialist described the search ("the hotels are sorted
+# by price and include options for wifi...") and named no hotel: one line per option, field by field, it follows.
 SPECIALIST_INSTRUCTIONS = {
-    "flights": "You are the flights specialist. Find and compare flights; answer briefly with the best options "
-    "(flight number, date, times, stops, cabin, price) and why.",
-    "hotels": "You are the hotels specialist. Find hotels that fit the stay; answer briefly with the best options "
-    "(hotel id and name, neighbourhood, price per night and total, cancellation policy).",
-    "cars": "You are the car-rental specialist. Find rental cars; answer briefly with the best options "
-    "(car id, company, class, price per day and total).",
-    "weather": "You are the weather specialist. Give the forecast for the places and dates asked, briefly, and "
-    "what it means for the trip.",
+    "flights": "You are the flights specialist. Find flights for the question. Answer with the two best, one line "
+    "each: flight number, airline, date, departure and arrival times, stops, cabin, price.",
+    "hotels": "You are the hotels specialist. Find hotels for the stay. Answer with the two best, one line each: "
+    "hotel name and id, neighbourhood, price per night, total for the stay, cancellation policy.",
+    "cars": "You are the car-rental specialist. Find rental cars for the question. Answer with the two best, one "
+    "line each: car id, company, class, price per day, total.",
+    "weather": "You are the weather specialist. Give the forecast for the places and dates asked, one line per day, "
+    "and what it means for the trip.",
+}
+
+SPECIALIST_DESCRIPTIONS = {
+    "flights": "Ask the flights specialist: it searches flights and answers with the two best.",
+    "hotels": "Ask the hotels specialist: it searches hotels for a stay and answers with the two best.",
+    "cars": "Ask the car-rental specialist: it searches rental cars and answers with the two best.",
+    "weather": "Ask the weather specialist: it gives the forecast for places and dates.",
 }
 
 MASTER_INSTRUCTIONS = f"""You are a travel assistant. Understand what the traveller wants, find the facts, book what
@@ -84,9 +97,9 @@ SPECIALIST_SETTINGS = ModelSettings(max_tokens=400)
 # Twelve model calls per agent and user message are plenty for these tasks; the last one must be an answer.
 DEFAULT_LIMITS = Limits(max_turns=12, answer_on_last_turn=True)
 
-# A specialist answers one question: a search, a closer look, an answer. Given twelve turns, the 1.5B's flights
+# A specialist answers one question: a search, perhaps a closer look, an answer. Given twelve turns, the 1.5B's flights
 # specialist searched three days and looked up every flight of each in turn before it answered.
-SPECIALIST_TURNS = 4
+SPECIALIST_TURNS = 3
 
 
 def build_assistant(
@@ -109,8 +122,9 @@ def build_assistant(
         specialists = [
             Agent(
                 name=domain,
-                description=f"Ask the {domain} specialist. " + SPECIALIST_INSTRUCTIONS[domain].split(". ", 1)[1],
-                instructions=f"{SPECIALIST_INSTRUCTIONS[domain]}\n{CONTEXT}",
+                description=SPECIALIST_DESCRIPTIONS[domain],
+                # Dates, not the booking rules: specialists only search, and the 1.5B repeated the rules as advice.
+                instructions=f"{SPECIALIST_INSTRUCTIONS[domain]}\n{DATES}",
                 model=model,
                 tools=tools[domain],
                 limits=specialist_limits,
@@ -125,6 +139,8 @@ def build_assistant(
             tools=tools["bookings"],
             # The lead hears the traveller's choices and records them; specialists find options and respect them.
             specialists_decide=False,
+            # Every trip needs a way there and a bed; cars and weather only when asked for.
+            remind_unasked=("flights", "hotels"),
             model=model,
             limits=limits,
         )

@@ -230,7 +230,10 @@ def flight_tools(world: TravelWorld) -> list[Tool]:
     @tool
     @_explained
     def flight_details(flight_number: str, date: str) -> str:
-        """All cabins, prices, seats left and fare rules of one flight on one day.
+        """Every cabin, seats left and fare rules of one flight on one day, beyond what search_flights shows.
+
+        Call it only when the user asks about other cabins, refunds, changes or baggage: search_flights already
+        shows times, stops, the cabin asked for and its price.
 
         Args:
             flight_number: A flight number exactly as shown by search_flights.

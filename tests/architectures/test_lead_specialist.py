@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from retinue import Agent, tool
 from retinue.architectures import lead_agent, specialist
-from retinue.errors import ProviderUnavailableError
+from retinue.errors import ConfigurationError, ProviderUnavailableError
 from retinue.events import Event, Notice, RunFinished, RunStarted, SubAgentStarted
 from retinue.messages import ModelRequest, ToolResultsMessage, UserMessage
 from retinue.testing.scripted import ScriptedModel, call
@@ -84,6 +86,20 @@ async def test_each_answer_names_the_specialists_not_yet_asked_about_the_request
         "when you have what it needs, answer."
     )
     assert tool_results(lead_model.requests[2])[-1] == "hotels answer"
+
+
+async def test_the_reminder_can_name_only_the_specialists_every_request_needs() -> None:
+    team = [Agent(name=name, model=ScriptedModel([f"{name} answer"])) for name in ("flights", "hotels", "weather")]
+    lead_model = ScriptedModel([call("ask_weather", question="Rain?"), "Done."])
+    lead = lead_agent("lead", specialists=team, model=lead_model, share_decisions=False, remind_unasked=["flights"])
+
+    await lead.run("Plan my trip to New York.")
+
+    [after_weather] = tool_results(lead_model.requests[1])
+    assert "Not asked yet about this request: ask_flights." in after_weather
+    assert "ask_hotels" not in after_weather
+    with pytest.raises(ConfigurationError, match="cars"):
+        lead_agent("lead", specialists=team, remind_unasked=["cars"])
 
 
 async def test_a_specialist_is_described_to_the_lead_by_its_domain() -> None:

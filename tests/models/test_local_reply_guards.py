@@ -6,7 +6,7 @@ These run without the weights: they check the prompt text and the guards that de
 from __future__ import annotations
 
 from retinue.messages import AssistantMessage, ToolCall, ToolResult, ToolResultsMessage, ToolSchema, UserMessage
-from retinue.models.local import _JsonEnvelope, _overused_tool, _ParsedReply
+from retinue.models.local import _end_of_first_copy, _JsonEnvelope, _overused_tool, _ParsedReply
 
 SEARCH = ToolSchema(
     name="search_flights",
@@ -57,3 +57,23 @@ def test_a_streak_is_broken_by_a_turn_that_used_another_tool() -> None:
     ]
     assert _overused_tool(reply_calling("record_decision"), history) is None
     assert _overused_tool(reply_calling("ask_hotels"), history) is None
+
+
+PLAN = "The flight is NS120 (Northstar Airlines) and the hotel is H-JFK-02 Nimbus Suites Lower Manhattan. "
+
+
+def test_a_reply_that_repeats_a_passage_three_times_ends_after_the_first_copy() -> None:
+    # What Qwen2.5-Coder-1.5B wrote as a travel lead, twenty times over, until its token limit.
+    opening = '{"answer": "The trip costs $1,388. '
+    assert _end_of_first_copy(opening + PLAN * 2) is None  # twice may be meant
+    looping = opening + PLAN * 3 + PLAN[:17]  # checked every few tokens: the end falls anywhere in a copy
+    end = _end_of_first_copy(looping)
+    assert end is not None
+    # The opening and one copy of the plan (where a copy starts is ambiguous by the ". " both end with).
+    kept = looping[:end]
+    assert kept.count("NS120") == 1 and kept.rstrip(". ") == (opening + PLAN).rstrip(". ")
+
+
+def test_short_repeats_and_rules_are_not_loops() -> None:
+    assert _end_of_first_copy("ok. " * 50) is None  # shorter than a sentence worth cutting
+    assert _end_of_first_copy("| a | b |\n" + "-" * 300) is None  # a rule, not a repeated passage

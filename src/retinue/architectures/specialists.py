@@ -17,13 +17,13 @@ adds guesses, and a specialist that only sees the paraphrase searches for them.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import pydantic
 
 from ..agent import Agent
-from ..errors import ToolError
+from ..errors import ConfigurationError, ToolError
 from ..messages import AssistantMessage, ToolCall, UserMessage
 from ..run_context import RunContext
 from ..tools import Tool, ToolFunction
@@ -110,7 +110,7 @@ def lead_agent(
     share_decisions: bool = True,
     specialists_decide: bool = True,
     share_request: bool = True,
-    remind_unasked: bool = True,
+    remind_unasked: bool | Collection[str] = True,
     **agent_options: Any,
 ) -> Agent[Any]:
     """A lead that can consult each of `specialists`, and record decisions they must all respect.
@@ -120,10 +120,22 @@ def lead_agent(
     flights specialist recorded the whole request as a topic, and the others then answered with that text.
     With `remind_unasked`, each specialist's answer ends by naming the specialists not yet asked about the
     latest request: Qwen2.5-Coder-1.5B, as a travel lead, asked for flights and then answered without a hotel.
+    Given names of specialists, only those are named: the ones every request needs (reminded of all four, the
+    1.5B asked for cars and weather that nobody wanted).
     """
     # Specialists first: delegating is the lead's job, and models (small ones above all) favour the tools
     # they read first.
-    team = [_ask_tool_name(member) for member in specialists] if remind_unasked else []
+    if isinstance(remind_unasked, bool):
+        reminded = list(specialists) if remind_unasked else []
+    else:
+        unknown = set(remind_unasked) - {member.name for member in specialists}
+        if unknown:
+            raise ConfigurationError(
+                f"remind_unasked names {sorted(unknown)}, which are not among the specialists "
+                f"{[member.name for member in specialists]}."
+            )
+        reminded = [member for member in specialists if member.name in remind_unasked]
+    team = [_ask_tool_name(member) for member in reminded]
     lead_tools: list[Tool | ToolFunction] = [
         specialist(
             member,

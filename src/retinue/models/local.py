@@ -590,6 +590,8 @@ class _Generation:
     prompt_tokens: int
     completion_tokens: int
     hit_token_limit: bool
+    looped: bool = False
+    """Generation stopped because the text began to repeat itself; `text` keeps one copy."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -635,6 +637,9 @@ def _generate(
         if piece:
             pieces.append(piece)
             on_raw_text(piece)
+        if generated % _LOOP_CHECK_EVERY == 0 and (end := _end_of_first_copy("".join(pieces))) is not None:
+            engine.prefix_cache.save()
+            return _Generation("".join(pieces)[:end], len(prompt_tokens), generated, False, looped=True)
         if generated >= sampling.max_tokens or cancelled.is_set():
             break
     engine.prefix_cache.save()
@@ -643,6 +648,34 @@ def _generate(
         pieces.append(tail)
         on_raw_text(tail)
     return _Generation("".join(pieces), len(prompt_tokens), generated, hit_limit)
+
+
+# Greedy decoding on a small model can fall into a loop: Qwen2.5-Coder-1.5B, as a travel lead, wrote its two-sentence
+# plan twenty times over, until the token limit, five minutes on 2 cores. Three copies in a row of a passage this long
+# are a loop (twice can be a table or code); the reply ends after the first.
+_LOOP_SHORTEST = 40
+_LOOP_LONGEST = 800
+_LOOP_COPIES = 3
+_LOOP_CHECK_EVERY = 8
+
+
+def _end_of_first_copy(text: str) -> int | None:
+    """Where the first copy ends, if `text` ends with the same passage three times in a row."""
+    longest = min(_LOOP_LONGEST, len(text) // _LOOP_COPIES)
+    for period in range(_LOOP_SHORTEST, longest + 1):
+        last = text[-period:]
+        if text[-2 * period : -period] != last or text[-3 * period : -2 * period] != last:
+            continue
+        if len(set(last)) < 8:
+            continue  # a rule of dashes or dots, not a repeated sentence
+        start = len(text) - _LOOP_COPIES * period
+        while start > 0 and text[start - 1] == text[start - 1 + period]:
+            start -= 1  # back to where the repetition began
+        end = start + period
+        # The copy may begin mid-sentence; end the reply at its last full sentence if there is one.
+        sentence_end = max(text.rfind(mark, start, end) for mark in (". ", ".\n", "! ", "? "))
+        return sentence_end + 1 if sentence_end > start else end
+    return None
 
 
 def _decode_all_but_last(llama: Any, prompt_tokens: list[int], held: int) -> None:
@@ -811,6 +844,8 @@ class LocalModel:
             parsed = _ParsedReply(text=generation.text, complete=not generation.hit_token_limit)
         else:
             parsed = reply_format.parse(generation.text)
+            if generation.looped and not parsed.tool_calls:
+                parsed.complete = True  # an answer cut where it began to repeat itself says all it had to say
             repeated = _repeated_call(parsed, request.messages) or _overused_tool(parsed, request.messages)
             others = [tool for tool in tools if tool.name != repeated] if repeated else tools
             if repeated and (others or not required):
