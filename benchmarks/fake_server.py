@@ -5,7 +5,7 @@ protocol speaking just enough HTTP/1.1 (keep-alive, Content-Length bodies)
 and Chat Completions (non-streaming, tool calls, usage): tens of
 microseconds of CPU per request, where a full web framework takes hundreds.
 The faithful, full-protocol fakes used by the tests are in
-`retinue.testing.fake_servers`.
+`retinue.testing.fake_openai` and `retinue.testing.fake_anthropic`.
 
 Policies decide each reply from the request alone, so any number of
 concurrent conversations can share the server:

@@ -143,14 +143,14 @@ def run(args: argparse.Namespace) -> int:
     print(redact(f"{app.name} ({architecture}): {full_prompt}\n"), file=sys.stderr)
 
     async def main() -> Any:
-        from .models import http
+        from .models.resolve import close_resolved_models
 
         try:
             return await session.agent.run(
                 full_prompt, deps=session.deps, approver=approver, on_event=sink, limits=limits
             )
         finally:
-            await http.close_sessions()
+            await close_resolved_models()
 
     try:
         result = asyncio.run(main())
@@ -251,7 +251,7 @@ async def _evaluate(
     max_turns: int | None,
 ) -> EvalReport:
     from .evals import Episode, ScriptedUser, SimulatedUser, TrialResult, User, run_eval
-    from .models import http
+    from .models.resolve import close_resolved_models
 
     def episode(task: EvalTask) -> Episode:
         built = app.episode(architecture, model, task)
@@ -284,7 +284,7 @@ async def _evaluate(
             on_trial=progress,
         )
     finally:
-        await http.close_sessions()
+        await close_resolved_models()
 
 
 def _select_tasks(tasks: Any, args: argparse.Namespace) -> list[EvalTask]:

@@ -100,9 +100,7 @@ async def standalone_anthropic() -> AsyncIterator[str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "retinue.testing.fake_servers",
-        "--protocol",
-        "anthropic",
+        "retinue.testing.fake_anthropic",
         "--port",
         "0",
         "--latency-ms",

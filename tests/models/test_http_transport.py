@@ -32,7 +32,7 @@ from retinue.testing import (
     MidStreamError,
     ScriptItem,
 )
-from retinue.testing.fake_servers import _FakeServer
+from retinue.testing.fake_server_base import FakeServer
 
 SECRET = "sk-secret-do-not-leak-123456789"
 
@@ -103,11 +103,11 @@ def test_parse_retry_after_prefers_milliseconds() -> None:
 @dataclass
 class Provider:
     name: str
-    server: type[_FakeServer]
+    server: type[FakeServer]
     env_var: str
     custom_server_env_var: str  # the key variable for a server named by base_url
 
-    def model(self, server: _FakeServer, **options: Any) -> Model:
+    def model(self, server: FakeServer, **options: Any) -> Model:
         options.setdefault("api_key", server.api_key)
         options.setdefault("retry_backoff", 0.01)
         if self.server is FakeOpenAIServer:
@@ -134,7 +134,7 @@ async def run(
     *,
     stream: bool = False,
     **options: Any,
-) -> tuple[Any, _FakeServer, list[str]]:
+) -> tuple[Any, FakeServer, list[str]]:
     """One model call against a fresh fake; returns the response or raised error, the server, streamed text."""
     pieces: list[str] = []
     async with provider.server(script) as server:

@@ -28,16 +28,16 @@ from retinue.models.base import Model
 from retinue.models.openai import OpenAIModel
 from retinue.redact import MASK, redact
 from retinue.testing import FakeAnthropicServer, FakeOpenAIServer, HttpFault, MalformedBody, MidStreamError
-from retinue.testing.fake_servers import _FakeServer
+from retinue.testing.fake_server_base import FakeServer
 from retinue.testing.scripted import ScriptedModel
 
 # Not shaped like any well-known key, so only registration (or the endpoint itself) can mask it.
 CODE_KEY = "plain-code-key-7f3a9c2e1b"
 
-ModelFactory = Callable[[_FakeServer, str], Model]
+ModelFactory = Callable[[FakeServer, str], Model]
 RETRY_ONCE: dict[str, Any] = {"max_retries": 1, "retry_backoff": 0.0}
 
-PROVIDERS: list[tuple[type[_FakeServer], ModelFactory]] = [
+PROVIDERS: list[tuple[type[FakeServer], ModelFactory]] = [
     (
         FakeOpenAIServer,
         lambda server, key: OpenAIModel("gpt-4.1-mini", base_url=server.base_url, api_key=key, **RETRY_ONCE),
@@ -83,7 +83,7 @@ def test_the_official_anthropic_host_still_gets_the_standard_key(monkeypatch: py
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-real-key-0123456789abcdef")
     monkeypatch.setenv("ANTHROPIC_COMPATIBLE_API_KEY", "not-for-anthropic")
     model = AnthropicModel("claude-sonnet-4-5")
-    assert model._endpoint.headers["x-api-key"] == "sk-ant-real-key-0123456789abcdef"
+    assert model._api.endpoint.headers["x-api-key"] == "sk-ant-real-key-0123456789abcdef"
 
 
 # --- Keys passed in code --------------------------------------------------------
@@ -101,7 +101,7 @@ def test_a_key_passed_in_code_is_masked_like_one_from_the_environment(make: Call
 
 @pytest.mark.parametrize(("server_type", "make"), PROVIDERS, ids=PROVIDER_IDS)
 async def test_a_key_echoed_in_a_stream_error_stays_out_of_the_error_and_the_retry_log(
-    server_type: type[_FakeServer], make: ModelFactory, hello: ModelRequest, caplog: pytest.LogCaptureFixture
+    server_type: type[FakeServer], make: ModelFactory, hello: ModelRequest, caplog: pytest.LogCaptureFixture
 ) -> None:
     echo = MidStreamError(message=f"Overloaded; your key {CODE_KEY} is fine")
     async with server_type([echo, echo], api_key=None) as server:
@@ -116,7 +116,7 @@ async def test_a_key_echoed_in_a_stream_error_stays_out_of_the_error_and_the_ret
 
 @pytest.mark.parametrize(("server_type", "make"), PROVIDERS, ids=PROVIDER_IDS)
 async def test_a_key_echoed_in_a_malformed_event_stays_out_of_the_error(
-    server_type: type[_FakeServer], make: ModelFactory, hello: ModelRequest
+    server_type: type[FakeServer], make: ModelFactory, hello: ModelRequest
 ) -> None:
     broken = MalformedBody(body=f'{{"echo": "{CODE_KEY}')
     async with server_type([broken], api_key=None) as server:
@@ -128,7 +128,7 @@ async def test_a_key_echoed_in_a_malformed_event_stays_out_of_the_error(
 
 @pytest.mark.parametrize(("server_type", "make"), PROVIDERS, ids=PROVIDER_IDS)
 async def test_another_secret_echoed_in_an_error_body_is_masked_too(
-    server_type: type[_FakeServer], make: ModelFactory, hello: ModelRequest, monkeypatch: pytest.MonkeyPatch
+    server_type: type[FakeServer], make: ModelFactory, hello: ModelRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A gateway quoting its own upstream token back, say: not this model's key, but still a secret.
     monkeypatch.setenv("UPSTREAM_GATEWAY_TOKEN", "gateway-token-5d8e1a4c")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import types
 
@@ -122,3 +124,24 @@ def test_default_is_openai_with_only_its_key(monkeypatch: pytest.MonkeyPatch) ->
 @pytest.mark.usefixtures("fake_local")
 def test_default_without_keys_is_local() -> None:
     assert isinstance(resolve_model(None), FakeLocalModel)
+
+
+def _modules_loaded_by(code: str) -> list[str]:
+    """Which of the providers' modules (and aiohttp) a fresh interpreter has loaded after running `code`."""
+    watched = ("aiohttp", "retinue.models.anthropic", "retinue.models.openai", "retinue.models.local")
+    script = f"import sys\n{code}\nprint(' '.join(m for m in {watched!r} if m in sys.modules))"
+    env = {name: value for name, value in os.environ.items() if name not in KEY_VARS}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
+    return result.stdout.split()
+
+
+def test_resolving_one_provider_imports_no_other() -> None:
+    code = "from retinue.models.resolve import resolve_model; resolve_model('openai:gpt-4.1')"
+    assert _modules_loaded_by(code) == ["aiohttp", "retinue.models.openai"]
+
+
+def test_choosing_the_default_model_imports_neither_aiohttp_nor_the_local_model() -> None:
+    code = "from retinue.models.resolve import default_model_spec; assert default_model_spec() == 'local'"
+    loaded = _modules_loaded_by(code)
+    assert "aiohttp" not in loaded
+    assert "retinue.models.local" not in loaded

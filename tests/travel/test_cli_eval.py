@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from retinue.evals import STOP
-from retinue.testing.fake_servers import FakeOpenAIServer, RecordedRequest, Reply, ScriptItem
+from retinue.testing import FakeOpenAIServer, RecordedRequest, Reply, ScriptItem
 
 
 def user_and_assistant(request: RecordedRequest) -> ScriptItem:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from retinue.store import RunStore
-from retinue.testing.fake_servers import FakeOpenAIServer, FakeToolCall, RecordedRequest, Reply, ScriptItem
+from retinue.testing import FakeOpenAIServer, FakeToolCall, RecordedRequest, Reply, ScriptItem
 
 
 def travel_lead_policy(request: RecordedRequest) -> ScriptItem:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
-from urllib.parse import urlsplit
 
-from ..errors import AuthenticationError, BadRequestError, ProviderUnavailableError, ResponseFormatError
+from ..errors import BadRequestError, ProviderUnavailableError, ResponseFormatError
 from ..messages import (
     AssistantMessage,
     ModelRequest,
@@ -18,17 +16,38 @@ from ..messages import (
     ToolResultsMessage,
     UserMessage,
 )
-from ..redact import register_secret
 from ..usage import Usage
 from .base import TextSink
-from .http import Endpoint, StreamError, post_json, post_stream
-from .pricing import Price, price_for
+from .http import StreamError, post_json, post_stream
+from .pricing import Price
+from .provider_api import HttpModel, ProviderApi
+from .resolve import Provider, register_provider
 
 ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 ANTHROPIC_VERSION = "2023-06-01"
-KEY_ENV_VAR = "ANTHROPIC_API_KEY"
-COMPATIBLE_KEY_ENV_VAR = "ANTHROPIC_COMPATIBLE_API_KEY"
 DEFAULT_MAX_TOKENS = 4096
+
+ANTHROPIC_API = ProviderApi(
+    name="Anthropic",
+    prefix="anthropic",
+    base_url=ANTHROPIC_BASE_URL,
+    key_env_var="ANTHROPIC_API_KEY",
+    compatible_key_env_var="ANTHROPIC_COMPATIBLE_API_KEY",
+    key_headers=lambda key: {"x-api-key": key},
+    headers={"anthropic-version": ANTHROPIC_VERSION},
+)
+
+register_provider(
+    Provider(
+        prefix=ANTHROPIC_API.prefix,
+        build=lambda name, base_url: AnthropicModel(name, base_url=base_url or ANTHROPIC_BASE_URL),
+        forms=("'anthropic:<model>' (e.g. 'anthropic:claude-sonnet-4-5')",),
+        bare_names=("claude",),
+        key_env_var=ANTHROPIC_API.key_env_var,
+        default_spec="anthropic:claude-sonnet-4-5",
+        takes_base_url=True,
+    )
+)
 
 _EPHEMERAL = {"type": "ephemeral"}
 _TOOL_CHOICE = {"auto": "auto", "required": "any", "none": "none"}
@@ -43,7 +62,7 @@ _STOP_REASONS: dict[str | None, StopReason] = {
 _RETRYABLE_STREAM_ERRORS = frozenset({"overloaded_error", "api_error", "rate_limit_error", "timeout_error"})
 
 
-class AnthropicModel:
+class AnthropicModel(HttpModel):
     """A Claude model behind the Messages API.
 
     With `cache_prompt` (the default) requests carry prompt-caching breakpoints
@@ -70,88 +89,44 @@ class AnthropicModel:
         retry_backoff: float = 0.5,
     ) -> None:
         self.model = model
-        self.base_url = base_url.rstrip("/")
         self.cache_prompt = cache_prompt
-        self._model_id = f"anthropic:{model}"
-        self._price = price if price is not None else price_for(self._model_id)
-        self._is_anthropic = urlsplit(self.base_url).hostname == "api.anthropic.com"
-        # ANTHROPIC_API_KEY goes to Anthropic only: a server named by base_url gets its own key, never that one.
-        key_env_var = KEY_ENV_VAR if self._is_anthropic else COMPATIBLE_KEY_ENV_VAR
-        key = api_key if api_key is not None else os.environ.get(key_env_var)
-        if key:
-            # A key from code has no secret-named variable to be found by; it must be masked all the same.
-            register_secret(key)
-        # A proxy or gateway at another base URL may hold the key itself.
-        self._missing_key = not key and self._is_anthropic
-        request_headers = {
-            "Content-Type": "application/json",
-            "anthropic-version": ANTHROPIC_VERSION,
-        }
-        if key:
-            request_headers["x-api-key"] = key
-        request_headers.update(headers or {})
-        self._endpoint = Endpoint(
-            provider="Anthropic",
-            url=f"{self.base_url}/v1/messages",
-            headers=request_headers,
-            key_env_var=key_env_var,
-            api_key=key,
+        self._api = ANTHROPIC_API.for_model(
+            model,
+            base_url=base_url,
+            path="/v1/messages",
+            api_key=api_key,
+            price=price,
+            headers=headers,
             max_retries=max_retries,
             retry_backoff=retry_backoff,
             timeout=timeout,
         )
-        self._count_endpoint = self._endpoint.at(f"{self.base_url}/v1/messages/count_tokens")
-
-    @property
-    def price(self) -> Price | None:
-        """What this model charges: the given price, else the price table's; None when unknown."""
-        return self._price
-
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def spec(self) -> str:
-        """The model string that resolves to this model again, its server included."""
-        return self._model_id if self.base_url == ANTHROPIC_BASE_URL else f"{self._model_id}@{self.base_url}"
-
-    def __repr__(self) -> str:
-        if self.base_url == ANTHROPIC_BASE_URL:
-            return f"AnthropicModel({self.model!r})"
-        return f"AnthropicModel({self.model!r}, base_url={self.base_url!r})"
+        self.base_url = self._api.base_url
+        self._count_endpoint = self._api.endpoint.at(f"{self.base_url}/v1/messages/count_tokens")
 
     async def request(self, request: ModelRequest, on_text: TextSink | None = None) -> ModelResponse:
-        self._require_key()
+        self._api.require_key(type(self).__name__)
         body = self._body(request)
         if on_text is None:
-            data = await post_json(self._endpoint, body)
+            data = await post_json(self._api.endpoint, body)
             return self._parse(data)
         body["stream"] = True
-        stream = await post_stream(self._endpoint, body, lambda: _MessageStream(on_text))
+        stream = await post_stream(self._api.endpoint, body, lambda: _MessageStream(on_text))
         return self._response(stream.message(), stream.usage(), stream.stop_reason, stream.response_id)
-
-    def _require_key(self) -> None:
-        if self._missing_key:
-            raise AuthenticationError(
-                f"No Anthropic API key: set the {KEY_ENV_VAR} environment variable or pass api_key=... "
-                "to AnthropicModel.",
-                provider="Anthropic",
-            )
 
     async def count_tokens(self, request: ModelRequest) -> int:
         """The exact input tokens of `request`, from Anthropic's counting endpoint (free; one round trip).
 
         Context policies created with `exact_token_counts=True` use it near their compaction threshold.
         """
-        self._require_key()
+        self._api.require_key(type(self).__name__)
         body = self._body(request)
         del body["max_tokens"]
         data = await post_json(self._count_endpoint, body)
         count = data.get("input_tokens") if isinstance(data, dict) else None
         if not isinstance(count, int):
             raise ResponseFormatError(
-                f"Anthropic's token count had no input_tokens: {self._endpoint.scrub(str(data))[:200]}",
+                f"Anthropic's token count had no input_tokens: {self._api.endpoint.scrub(str(data))[:200]}",
                 provider="Anthropic",
             )
         return count
@@ -233,7 +208,7 @@ class AnthropicModel:
             if data.get("type") == "error":
                 error = data.get("error") or {}
                 raise ProviderUnavailableError(
-                    f"Anthropic answered with an error: {self._endpoint.scrub(str(error.get('message', error)))}",
+                    f"Anthropic answered with an error: {self._api.endpoint.scrub(str(error.get('message', error)))}",
                     provider="Anthropic",
                 )
             text: list[str] = []
@@ -259,11 +234,11 @@ class AnthropicModel:
     def _response(
         self, message: AssistantMessage, usage: Usage, stop_reason: str | None, response_id: str | None
     ) -> ModelResponse:
-        usage.cost_usd = None if self._price is None else self._price.cost(usage)
+        usage.cost_usd = self._api.cost(usage)
         return ModelResponse(
             message=message,
             usage=usage,
-            model=self._model_id,
+            model=self._api.model_id,
             stop_reason=_STOP_REASONS.get(stop_reason, "other"),
             response_id=response_id,
         )

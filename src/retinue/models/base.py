@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
 from ..messages import ModelRequest, ModelResponse
@@ -22,6 +22,13 @@ class Model(Protocol):
     answer text as it arrives; the returned response is complete either way.
     Providers raise `retinue.errors.ModelError` subclasses for failures that
     retrying did not fix.
+
+    A model that keeps something open between requests (the HTTP models keep
+    pooled connections) may also have `async def aclose(self) -> None`, which
+    releases what it holds in the running event loop. The model stays usable:
+    a later request, in this loop or another, opens what it needs again. It is
+    not a member of the protocol, so that a model without one is still a
+    `Model`; callers close any model with `await close_model(model)`.
     """
 
     @property
@@ -39,3 +46,10 @@ def model_spec(model: Model) -> str:
     """
     spec = getattr(model, "spec", None)
     return spec if isinstance(spec, str) and spec else model.model_id
+
+
+async def close_model(model: Model) -> None:
+    """Release what `model` holds open in the running event loop, if it has an `aclose`; any model may be passed."""
+    aclose: Callable[[], Awaitable[None]] | None = getattr(model, "aclose", None)
+    if aclose is not None:
+        await aclose()

@@ -10,23 +10,25 @@ The API key lives only inside `Endpoint.headers`; `Endpoint` has no field repr,
 and every message built from a provider's answer (error bodies, in-stream
 errors, broken events) is scrubbed of the key, and of every other secret
 `retinue.redact` knows, before it reaches an exception or a log line.
+
+aiohttp, and the standard library's HTTP helpers, are imported by the first
+endpoint, session or retry that needs them, not by this module: every
+provider module imports this one, and reading a provider's registration (to
+list the valid model strings or choose the default model) must not pay for
+them; aiohttp alone takes longer to import than the rest of retinue.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-import email.utils
 import json
 import logging
 import math
 import random
 import time
-import urllib.request
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, TypeVar
-
-import aiohttp
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ..errors import (
     AuthenticationError,
@@ -37,6 +39,9 @@ from ..errors import (
     ResponseFormatError,
 )
 from ..redact import MASK, redact
+
+if TYPE_CHECKING:
+    import aiohttp
 
 log = logging.getLogger("retinue.models")
 
@@ -62,6 +67,8 @@ def shared_session() -> aiohttp.ClientSession:
     loop = asyncio.get_running_loop()
     session = _sessions.get(loop)
     if session is None or session.closed:
+        import aiohttp
+
         _forget_closed_loops()
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
         # Not trust_env: aiohttp would then look up proxy and netrc settings in a thread on every
@@ -120,6 +127,8 @@ class Endpoint:
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must be 0 or more")
+        import aiohttp
+
         self.provider = provider
         self.url = url
         self.headers = dict(headers)
@@ -156,6 +165,8 @@ class Endpoint:
 
 def proxy_for(url: str) -> str | None:
     """The proxy HTTPS_PROXY / HTTP_PROXY (and NO_PROXY) name for `url`, as the official SDKs honour them."""
+    import urllib.request
+
     scheme, _, rest = url.partition("://")
     host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
     if urllib.request.proxy_bypass(host.split(":", 1)[0]):
@@ -169,6 +180,8 @@ def encode_body(body: Mapping[str, Any]) -> bytes:
 
 async def post_json(endpoint: Endpoint, body: Mapping[str, Any]) -> Any:
     """POST `body` and return the decoded JSON answer, retrying transient failures."""
+    import aiohttp
+
     payload = encode_body(body)
     attempt = 0
     while True:
@@ -228,6 +241,8 @@ async def post_stream(endpoint: Endpoint, body: Mapping[str, Any], new_consumer:
     An attempt fails as timed out when `endpoint.stream_idle_seconds` pass without an event that is part of
     the answer, from the request on: keep-alive comments and pings do not count.
     """
+    import aiohttp
+
     payload = encode_body(body)
     idle_seconds = endpoint.stream_idle_seconds
     loop = asyncio.get_running_loop()
@@ -486,6 +501,8 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     try:
         value = float(seconds)
     except ValueError:
+        import email.utils
+
         try:
             when = email.utils.parsedate_to_datetime(seconds)
         except (TypeError, ValueError):

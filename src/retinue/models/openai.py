@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
-from urllib.parse import urlsplit
 
-from ..errors import AuthenticationError, ProviderUnavailableError, ResponseFormatError
+from ..errors import ProviderUnavailableError, ResponseFormatError
 from ..messages import (
     AssistantMessage,
     ModelRequest,
@@ -18,15 +16,40 @@ from ..messages import (
     ToolResultsMessage,
     UserMessage,
 )
-from ..redact import register_secret
 from ..usage import Usage
 from .base import TextSink
-from .http import Endpoint, StreamError, post_json, post_stream
-from .pricing import Price, price_for
+from .http import StreamError, post_json, post_stream
+from .pricing import Price
+from .provider_api import HttpModel, ProviderApi
+from .resolve import Provider, register_provider
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
-KEY_ENV_VAR = "OPENAI_API_KEY"
-COMPATIBLE_KEY_ENV_VAR = "OPENAI_COMPATIBLE_API_KEY"
+
+OPENAI_API = ProviderApi(
+    name="OpenAI",
+    prefix="openai",
+    base_url=OPENAI_BASE_URL,
+    key_env_var="OPENAI_API_KEY",
+    compatible_key_env_var="OPENAI_COMPATIBLE_API_KEY",
+    key_headers=lambda key: {"Authorization": f"Bearer {key}"},
+    compatible_server_name="OpenAI-compatible server",
+)
+
+register_provider(
+    Provider(
+        prefix=OPENAI_API.prefix,
+        build=lambda name, base_url: OpenAIModel(name, base_url=base_url or OPENAI_BASE_URL),
+        forms=(
+            "'openai:<model>' (e.g. 'openai:gpt-4.1-mini')",
+            "'openai:<model>@<base_url>' for an OpenAI-compatible server "
+            "(e.g. 'openai:qwen2.5@http://127.0.0.1:8080/v1')",
+        ),
+        bare_names=("gpt-", "o1", "o3", "o4", "chatgpt"),
+        key_env_var=OPENAI_API.key_env_var,
+        default_spec="openai:gpt-4.1-mini",
+        takes_base_url=True,
+    )
+)
 
 _STOP_REASONS: dict[str | None, StopReason] = {
     "stop": "end_turn",
@@ -37,7 +60,7 @@ _STOP_REASONS: dict[str | None, StopReason] = {
 }
 
 
-class OpenAIModel:
+class OpenAIModel(HttpModel):
     """A model behind the OpenAI Chat Completions API.
 
     With a custom `base_url` this talks to any OpenAI-compatible server; such
@@ -64,64 +87,29 @@ class OpenAIModel:
         retry_backoff: float = 0.5,
     ) -> None:
         self.model = model
-        self.base_url = base_url.rstrip("/")
-        self._model_id = f"openai:{model}"
-        self._price = price if price is not None else price_for(self._model_id)
-        self._is_openai = urlsplit(self.base_url).hostname == "api.openai.com"
-        # OPENAI_API_KEY goes to OpenAI only: a server named by base_url gets its own key, never that one.
-        key_env_var = KEY_ENV_VAR if self._is_openai else COMPATIBLE_KEY_ENV_VAR
-        key = api_key if api_key is not None else os.environ.get(key_env_var)
-        if key:
-            # A key from code has no secret-named variable to be found by; it must be masked all the same.
-            register_secret(key)
-        self._missing_key = not key and self._is_openai
-        request_headers = {"Content-Type": "application/json"}
-        if key:
-            request_headers["Authorization"] = f"Bearer {key}"
-        request_headers.update(headers or {})
-        self._endpoint = Endpoint(
-            provider="OpenAI" if self._is_openai else f"OpenAI-compatible server {urlsplit(self.base_url).netloc}",
-            url=f"{self.base_url}/chat/completions",
-            headers=request_headers,
-            key_env_var=key_env_var,
-            api_key=key,
+        self._api = OPENAI_API.for_model(
+            model,
+            base_url=base_url,
+            path="/chat/completions",
+            api_key=api_key,
+            price=price,
+            headers=headers,
             max_retries=max_retries,
             retry_backoff=retry_backoff,
             timeout=timeout,
         )
-
-    @property
-    def price(self) -> Price | None:
-        """What this model charges: the given price, else the price table's; None when unknown."""
-        return self._price
-
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def spec(self) -> str:
-        """The model string that resolves to this model again, its server included."""
-        return self._model_id if self.base_url == OPENAI_BASE_URL else f"{self._model_id}@{self.base_url}"
-
-    def __repr__(self) -> str:
-        if self._is_openai:
-            return f"OpenAIModel({self.model!r})"
-        return f"OpenAIModel({self.model!r}, base_url={self.base_url!r})"
+        self.base_url = self._api.base_url
 
     async def request(self, request: ModelRequest, on_text: TextSink | None = None) -> ModelResponse:
-        if self._missing_key:
-            raise AuthenticationError(
-                f"No OpenAI API key: set the {KEY_ENV_VAR} environment variable or pass api_key=... to OpenAIModel.",
-                provider="OpenAI",
-            )
+        self._api.require_key(type(self).__name__)
         body = self._body(request)
+        endpoint = self._api.endpoint
         if on_text is None:
-            data = await post_json(self._endpoint, body)
+            data = await post_json(endpoint, body)
             return self._parse(data)
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
-        stream = await post_stream(self._endpoint, body, lambda: _CompletionStream(self._endpoint.provider, on_text))
+        stream = await post_stream(endpoint, body, lambda: _CompletionStream(endpoint.provider, on_text))
         return self._response(stream.message(), stream.usage, stream.finish_reason, stream.response_id)
 
     def _body(self, request: ModelRequest) -> dict[str, Any]:
@@ -153,7 +141,7 @@ class OpenAIModel:
         if settings.max_tokens is not None:
             # OpenAI's reasoning models refuse the older name; compatible servers
             # mostly know only the older one.
-            body["max_completion_tokens" if self._is_openai else "max_tokens"] = settings.max_tokens
+            body["max_completion_tokens" if self._api.is_provider_host else "max_tokens"] = settings.max_tokens
         if settings.temperature is not None:
             body["temperature"] = settings.temperature
         if settings.top_p is not None:
@@ -167,7 +155,7 @@ class OpenAIModel:
             return {"role": "assistant", "content": message.text}
         calls = []
         for call in message.tool_calls:
-            if call.invalid_arguments is not None and self._is_openai:
+            if call.invalid_arguments is not None and self._api.is_provider_host:
                 # OpenAI takes back exactly what the model wrote; compatible
                 # servers often re-parse arguments and reject the whole request.
                 arguments = call.invalid_arguments
@@ -200,9 +188,10 @@ class OpenAIModel:
             raise self._format_error(data, exc) from None
 
     def _format_error(self, data: Any, exc: Exception) -> Exception:
-        provider = self._endpoint.provider
+        endpoint = self._api.endpoint
+        provider = endpoint.provider
         if isinstance(data, dict) and isinstance(data.get("error"), dict):
-            detail = self._endpoint.scrub(str(data["error"].get("message", data["error"])))
+            detail = endpoint.scrub(str(data["error"].get("message", data["error"])))
             return ProviderUnavailableError(f"{provider} answered with an error: {detail}", provider=provider)
         return ResponseFormatError(
             f"{provider} answered with a chat completion missing {type(exc).__name__}: {exc}", provider=provider
@@ -211,12 +200,12 @@ class OpenAIModel:
     def _response(
         self, message: AssistantMessage, usage: Usage, finish_reason: str | None, response_id: str | None
     ) -> ModelResponse:
-        usage.cost_usd = None if self._price is None else self._price.cost(usage)
+        usage.cost_usd = self._api.cost(usage)
         stop_reason = _STOP_REASONS.get(finish_reason, "other")
         if message.tool_calls and stop_reason == "end_turn":
             stop_reason = "tool_use"  # some compatible servers say "stop" after tool calls
         return ModelResponse(
-            message=message, usage=usage, model=self._model_id, stop_reason=stop_reason, response_id=response_id
+            message=message, usage=usage, model=self._api.model_id, stop_reason=stop_reason, response_id=response_id
         )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..usage import Usage
 
+# The dates (and "-latest") providers append to a model name for one snapshot of it.
 _SNAPSHOT_SUFFIX = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2}|latest)$")
 _FREE_PROVIDERS = frozenset({"local", "scripted", "function", "replay"})
 
@@ -40,6 +41,11 @@ class Price:
         ) / 1_000_000
 
 
+def without_snapshot_suffix(model_id: str) -> str:
+    """The listed model a dated snapshot belongs to: `anthropic:claude-sonnet-4-5-20250929` -> `...-4-5`."""
+    return _SNAPSHOT_SUFFIX.sub("", model_id)
+
+
 @cache
 def _price_table() -> dict[str, Price]:
     raw = json.loads((Path(__file__).parent / "prices.json").read_text())
@@ -54,7 +60,7 @@ def price_for(model_id: str) -> Price | None:
     table = _price_table()
     if model_id in table:
         return table[model_id]
-    return table.get(_SNAPSHOT_SUFFIX.sub("", model_id))
+    return table.get(without_snapshot_suffix(model_id))
 
 
 def price_of(model: object) -> Price | None:

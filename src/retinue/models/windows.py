@@ -9,13 +9,11 @@ table because it is what that instance will actually accept.
 from __future__ import annotations
 
 import json
-import re
 from functools import cache
 from pathlib import Path
 
 from .base import Model
-
-_SNAPSHOT_SUFFIX = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2}|latest)$")
+from .pricing import without_snapshot_suffix
 
 
 @cache
@@ -42,7 +40,7 @@ def context_window_for(model_id: str) -> int | None:
     family members (`gpt-4.1-mini`) resolve to their listed entry.
     """
     exact, prefixes = _window_table()
-    for candidate in (model_id, _SNAPSHOT_SUFFIX.sub("", model_id)):
+    for candidate in (model_id, without_snapshot_suffix(model_id)):
         if candidate in exact:
             return exact[candidate]
     for prefix, tokens in prefixes:

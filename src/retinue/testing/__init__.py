@@ -6,15 +6,17 @@ do not pay for importing an HTTP server.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .scripted import ScriptedModel
+
 if TYPE_CHECKING:
-    from .fake_servers import (
+    from .fake_anthropic import FakeAnthropicServer
+    from .fake_openai import FakeOpenAIServer
+    from .fake_server_base import (
         DropConnection,
-        FakeAnthropicServer,
-        FakeOpenAIServer,
+        FakeServer,
         FakeToolCall,
         HttpFault,
         MalformedBody,
@@ -25,37 +27,35 @@ if TYPE_CHECKING:
         ToolThenAnswer,
     )
 
-# scripted.py is written separately; the fake servers must not depend on it.
-with contextlib.suppress(ImportError):
-    from .scripted import ScriptedModel
-
-_FAKE_SERVER_NAMES = frozenset(
-    {
-        "DropConnection",
-        "FakeAnthropicServer",
-        "FakeOpenAIServer",
-        "FakeToolCall",
-        "HttpFault",
-        "MalformedBody",
-        "MidStreamError",
-        "RecordedRequest",
-        "Reply",
-        "ScriptItem",
-        "ToolThenAnswer",
-    }
-)
+# Name -> the module defining it, imported when the name is first asked for.
+_FAKE_SERVER_MODULES = {
+    "DropConnection": ".fake_server_base",
+    "FakeAnthropicServer": ".fake_anthropic",
+    "FakeOpenAIServer": ".fake_openai",
+    "FakeServer": ".fake_server_base",
+    "FakeToolCall": ".fake_server_base",
+    "HttpFault": ".fake_server_base",
+    "MalformedBody": ".fake_server_base",
+    "MidStreamError": ".fake_server_base",
+    "RecordedRequest": ".fake_server_base",
+    "Reply": ".fake_server_base",
+    "ScriptItem": ".fake_server_base",
+    "ToolThenAnswer": ".fake_server_base",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _FAKE_SERVER_NAMES:
-        return getattr(importlib.import_module(".fake_servers", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = _FAKE_SERVER_MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __name__), name)
 
 
 __all__ = [
     "DropConnection",
     "FakeAnthropicServer",
     "FakeOpenAIServer",
+    "FakeServer",
     "FakeToolCall",
     "HttpFault",
     "MalformedBody",
