@@ -187,6 +187,62 @@ def s1_step_overhead(quick: bool) -> list[Row]:
     ]
 
 
+def journal_overhead(quick: bool) -> list[Row]:
+    """S1 again, durable: every step awaits its committed journal appends (response, tool start, tool output)."""
+    from retinue.journal import SQLiteJournal
+
+    steps, runs, repetitions = (20, 2, 3) if quick else (20, 5, 21)
+
+    async def measure() -> tuple[float, float, float, float]:
+        plain_cpu: list[float] = []
+        plain_wall: list[float] = []
+        durable_cpu: list[float] = []
+        durable_wall: list[float] = []
+        with (
+            fake_server("steps", steps, 0) as base_url,
+            tempfile.TemporaryDirectory() as directory,
+            SQLiteJournal(Path(directory) / "journal.sqlite") as journal,
+        ):
+            agent = step_agent(base_url)
+            run_ids = (f"bench-{n}" for n in range(1_000_000))
+
+            async def per_step(durable: bool) -> tuple[float, float]:
+                gc.collect()
+                cpu, wall = time.process_time(), time.perf_counter()  # process time: the journal's threads too
+                for _ in range(runs):
+                    if durable:
+                        result = await agent.start("go", journal=journal, run_id=next(run_ids))
+                    else:
+                        result = await agent.run("go")
+                    assert result.completed and result.turns == steps + 1, result.describe()
+                done = runs * (steps + 1)
+                return (time.process_time() - cpu) / done, (time.perf_counter() - wall) / done
+
+            await per_step(False)
+            await per_step(True)  # warm up: connections, caches, the journal's writer thread
+            for repetition in range(repetitions):
+                order = (False, True) if repetition % 2 else (True, False)
+                for durable in order:
+                    cpu, wall = await per_step(durable)
+                    (durable_cpu if durable else plain_cpu).append(cpu)
+                    (durable_wall if durable else plain_wall).append(wall)
+            await close_sessions()
+        median = statistics.median
+        return median(plain_cpu), median(durable_cpu), median(plain_wall), median(durable_wall)
+
+    plain_cpu, durable_cpu, plain_wall, durable_wall = asyncio.run(measure())
+    cpu_overhead, wall_overhead = (durable_cpu - plain_cpu) * 1000, (durable_wall - plain_wall) * 1000
+    return [
+        Row("journal", "S1 CPU per step without a journal", plain_cpu * 1000, "ms", "", None),
+        Row(
+            "journal", "S1 CPU per step, SQLite journal (all its threads included)", durable_cpu * 1000, "ms", "", None
+        ),
+        Row("journal", "S1 CPU per step, journal / none", durable_cpu / plain_cpu, "x", "", None),
+        Row("journal", "journal CPU overhead per step", cpu_overhead, "ms", "<= 0.15 ms", cpu_overhead <= 0.15),
+        Row("journal", "journal wall overhead per step", wall_overhead, "ms", "<= 0.3 ms", wall_overhead <= 0.3),
+    ]
+
+
 def s2_concurrency(quick: bool) -> list[Row]:
     agents, repetitions = (100, 1) if quick else (1000, 3)
     steps, latency = 3, 0.3
@@ -398,6 +454,7 @@ SCENARIOS: dict[str, Callable[[bool], list[Row]]] = {
     "import": import_time,
     "sandbox": sandbox,
     "tracing": tracing,
+    "journal": journal_overhead,
 }
 
 

@@ -23,7 +23,7 @@ from .messages import (
 from .models.base import Model
 from .result import RunResult
 from .run_context import RunContext
-from .tools import Tool, tool
+from .tools import IdempotencyKey, Tool, tool
 from .usage import Usage
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "Approver",
     "AssistantMessage",
     "Event",
+    "IdempotencyKey",
     "LimitReached",
     "Limits",
     "Message",

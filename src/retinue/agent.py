@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import sys
+import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic
+from typing import TYPE_CHECKING, Any, Generic
 
 from . import approvals
 from .approvals import Approver
@@ -19,11 +19,15 @@ from .limits import Budget, Limits
 from .loop import run_loop
 from .messages import Message, ModelSettings
 from .model_calls import ToolOffer
-from .models.base import Model
+from .models.base import Model, close_model
 from .output import output_tool
 from .result import OutputT, RunResult
 from .run_context import RunContext, new_run_id
 from .tools import Tool, ToolFunction, as_tool
+
+if TYPE_CHECKING:
+    from .journal import Journal
+    from .journal.journal import RunJournal
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,15 +130,20 @@ class Agent(Generic[OutputT]):
         approver: Approver | None = None,
         on_event: EventSink | None = None,
         limits: Limits | None = None,
+        run_id: str | None = None,
+        journal: RunJournal | None = None,
     ) -> RunContext:
-        return RunContext(
+        context = RunContext(
             agent=self,
-            run_id=new_run_id(),
+            run_id=run_id or new_run_id(),
             budget=Budget(self.name, limits or self.limits),
             emit=guard_listener(on_event),
             approver=approver,
             deps=deps,
         )
+        if journal is not None:
+            context.journal = journal
+        return context
 
     async def run(
         self,
@@ -154,6 +163,64 @@ class Agent(Generic[OutputT]):
         context = self.new_context(deps=deps, approver=approver, on_event=on_event, limits=limits)
         return await run_loop(self, prompt, context, history=history)
 
+    async def start(
+        self,
+        prompt: str,
+        *,
+        journal: Journal | str | os.PathLike[str],
+        run_id: str | None = None,
+        history: list[Message] | None = None,
+        deps: Any = None,
+        approver: Approver | None = None,
+        on_event: EventSink | None = None,
+        limits: Limits | None = None,
+    ) -> RunResult[OutputT]:
+        """Run durably: written ahead into `journal` (a `Journal`, or the path of a SQLite one), resumable.
+
+        Idempotent on `run_id` (a new one by default, in `result.run_id`): starting a run the journal already
+        holds resumes it, which needs the same agent and prompt. Raises `RunLeasedError` while another
+        process runs it, and `JournalError` when the journal holds a different run under that id.
+        """
+        from .journal.journal import JournalledRun
+        from .journal.resume import check_start, open_journal
+
+        with open_journal(journal) as opened:
+            run_id = run_id or new_run_id()
+            check_start(opened, self.name, run_id, prompt)
+            handle = JournalledRun.root(opened, run_id)
+            context = self.new_context(
+                deps=deps, approver=approver, on_event=on_event, limits=limits, run_id=run_id, journal=handle
+            )
+            return await run_loop(self, prompt, context, history=history)
+
+    async def resume(
+        self,
+        run_id: str,
+        *,
+        journal: Journal | str | os.PathLike[str],
+        deps: Any = None,
+        approver: Approver | None = None,
+        on_event: EventSink | None = None,
+        limits: Limits | None = None,
+    ) -> RunResult[OutputT]:
+        """Go on with the durable run `run_id` from where its journal stops.
+
+        What the journal recorded is replayed (model calls are not paid again, tools are not run again); the
+        run goes on live from there, within the same limits. A run that had ended replays to the same result.
+        Raises `JournalError` when the journal has no such run of this agent, `RunLeasedError` while another
+        process runs it.
+        """
+        from .journal.journal import JournalledRun
+        from .journal.resume import open_journal, recorded_prompt
+
+        with open_journal(journal) as opened:
+            prompt = recorded_prompt(opened, self.name, run_id)
+            handle = JournalledRun.root(opened, run_id)
+            context = self.new_context(
+                deps=deps, approver=approver, on_event=on_event, limits=limits, run_id=run_id, journal=handle
+            )
+            return await run_loop(self, prompt, context)
+
     def run_sync(
         self,
         prompt: str,
@@ -172,10 +239,12 @@ class Agent(Generic[OutputT]):
                     prompt, history=history, deps=deps, approver=approver, on_event=on_event, limits=limits
                 )
             finally:
-                # Only HTTP providers open sessions; importing aiohttp just to close nothing would be waste.
-                http = sys.modules.get("retinue.models.http")
-                if http is not None:
-                    await http.close_sessions()
+                # asyncio.run ends its loop next: models must close what they opened in it (HTTP connections).
+                from .models.resolve import close_resolved_models
+
+                if self._model is not None:
+                    await close_model(self._model)
+                await close_resolved_models()
 
         return asyncio.run(main())
 

@@ -19,14 +19,26 @@ from typing import Any, TypeAlias
 
 @dataclass(frozen=True, slots=True)
 class ApprovalRequest:
+    """A call waiting for a yes or no.
+
+    `uncertain` marks a call of a resumed run that an earlier process started and never saw finish: it may
+    already have taken effect, and approving runs it again.
+    """
+
     agent: str
     tool: str
     arguments: dict[str, Any]
     run_id: str
     tool_call_id: str
+    uncertain: bool = False
 
     def describe(self) -> str:
         args = ", ".join(f"{key}={json.dumps(value, default=str)}" for key, value in self.arguments.items())
+        if self.uncertain:
+            return (
+                f"{self.agent} had started {self.tool}({args}) when its run was interrupted; it may already have "
+                "taken effect. Run it again?"
+            )
         return f"{self.agent} wants to call {self.tool}({args})"
 
 

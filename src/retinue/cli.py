@@ -4,6 +4,7 @@
     retinue show RUN_ID               one run as a tree, with cost per agent and per step
     retinue replay CALL_ID [...]      send one recorded model request again and diff the answers
     retinue ui                        the live web UI
+    retinue resume RUN_ID --agent M:N go on with a durable run whose process was killed
 
 Subcommands live in `COMMANDS`; another module adds one with
 `register(Command(...))`, naming its handler as "module:function" so that it
@@ -510,6 +511,22 @@ register(
         "evaluate an application's assistant on its tasks (pass^k, cost, turns)",
         _configure_eval,
         "retinue.app_commands:evaluate",
+    )
+)
+
+
+def _configure_resume(parser: argparse.ArgumentParser) -> None:
+    from .resume_command import configure_resume
+
+    configure_resume(parser)
+
+
+register(
+    Command(
+        "resume",
+        "go on with a durable run whose process was killed, from its journal",
+        _configure_resume,
+        "retinue.resume_command:resume",
     )
 )
 

@@ -95,6 +95,24 @@ class ToolOutputError(ToolError):
     """
 
 
+class JournalError(RetinueError):
+    """A run's journal cannot be used as asked: the run is unknown, was started differently, or the file is bad."""
+
+
+class RunLeasedError(JournalError):
+    """Another process holds the run (its lease has not expired): only one process may run it at a time."""
+
+    def __init__(self, message: str, *, run_id: str, owner: str, expires_at: float) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.owner = owner
+        self.expires_at = expires_at
+
+
+class LeaseLostError(JournalError):
+    """This process no longer holds the run: its lease expired and another process took the run over."""
+
+
 class ContextWindowExceeded(RetinueError):
     """The next request does not fit the model's context window (or the policy's token budget), even compacted."""
 

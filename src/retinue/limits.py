@@ -111,7 +111,7 @@ class LimitReached:
 class Budget:
     """The running totals of one agent run, charged upward to its ancestors."""
 
-    __slots__ = ("agent", "limits", "own_usage", "parent", "started_at", "sub_runs", "turns", "usage")
+    __slots__ = ("agent", "limits", "own_usage", "parent", "replayed_usage", "started_at", "sub_runs", "turns", "usage")
 
     def __init__(self, agent: str, limits: Limits, parent: Budget | None = None) -> None:
         """A budget with a `parent` is a sub-run's: it counts as one more sub-run of every ancestor."""
@@ -120,6 +120,9 @@ class Budget:
         self.parent = parent
         self.usage = Usage()  # this run and every sub-agent under it
         self.own_usage = Usage()  # this run's own model calls
+        # The part of `usage` replayed from a journal: paid for by an earlier process, free this time. It still
+        # counts against the limits, so a run cannot escape them by being restarted.
+        self.replayed_usage = Usage()
         self.turns = 0
         self.sub_runs = 0  # runs started anywhere under this one
         self.started_at = time.monotonic()
@@ -154,11 +157,27 @@ class Budget:
                 )
             budget = budget.parent
 
-    def charge(self, usage: Usage) -> None:
+    def charge(self, usage: Usage, *, replayed: bool = False) -> None:
+        """Count a model call's `usage` against this run and its ancestors; `replayed` if it came from a journal."""
         self.own_usage.add(usage)
         budget: Budget | None = self
         while budget is not None:
             budget.usage.add(usage)
+            if replayed:
+                budget.replayed_usage.add(usage)
+            budget = budget.parent
+
+    def charge_replayed_sub_runs(self, count: int, usage: Usage) -> None:
+        """Count `count` sub-runs that spent `usage`, replayed from a journal, against this run and its ancestors.
+
+        A resumed run replays a finished call that had started sub-agents without running them again; their
+        runs and spending still count, so the tree cannot exceed its limits by being restarted.
+        """
+        budget: Budget | None = self
+        while budget is not None:
+            budget.sub_runs += count
+            budget.usage.add(usage)
+            budget.replayed_usage.add(usage)
             budget = budget.parent
 
     def check(self) -> LimitReached | None:

@@ -7,6 +7,11 @@ whole loop is `run_loop`. Each turn comes to a named outcome (`RunAgain`,
 `Failed`, `Cancelled`), which becomes its `RunResult` in one place. Each step
 is a named helper below it. Everything else (streaming, tracing, cost, UIs)
 listens to the events it emits.
+
+A durable run writes ahead into `context.journal` (see `retinue.journal`): the
+model's response before its tools run, a write tool's start before its body,
+each tool's output before the next request. Resumed, the run goes through the
+same code again, answered from the journal wherever it has a record.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from .errors import ConfigurationError, OutputValidationError, ToolError, ToolOu
 from .events import (
     ApprovalRequested,
     ApprovalResolved,
+    Notice,
     RunFinished,
     RunStarted,
     TextDelta,
@@ -35,11 +41,13 @@ from .messages import AssistantMessage, Message, ToolCall, ToolResult, ToolResul
 from .model_calls import build_request, send_request
 from .models.base import Model, TextSink, model_spec
 from .output import OUTPUT_TOOL_NAME, FinalOutput, parse_text_output
-from .result import OutputT, RunResult, RunStatus
+from .result import OutputT, RunResult, RunStatus, UncertainCall
+from .run_context import idempotency_key
 from .tools import DEFAULT_MAX_OUTPUT_CHARS, Tool, render_tool_output, truncate_output
 
 if TYPE_CHECKING:
     from .agent import Agent
+    from .journal.journal import RecordedOutput
     from .run_context import RunContext
 
 
@@ -54,10 +62,12 @@ async def run_loop(
     """Run `agent` on `prompt` until it answers or a limit stops it. `context` is this run's, made for `agent`.
 
     Never raises for a failed run. Only the caller's cancellation, or a KeyboardInterrupt or SystemExit raised
-    outside any tool, propagates, after RunFinished has recorded how the run ended.
+    outside any tool, propagates, after RunFinished has recorded how the run ended. A durable run whose
+    journal refuses it (`RunLeasedError`: another process holds it) raises before it starts.
     """
     started = time.perf_counter()
     budget = context.budget
+    prompt, history = await context.journal.open(context, prompt, history)
     tools = agent.offered_tools(context.approver).by_name
     context.messages.extend(history or ())
     context.messages.append(UserMessage(prompt))
@@ -384,21 +394,42 @@ async def execute_tool_call(
     BaseExceptions other than SystemExit. `progress`, when given, records how far the call got.
     """
     progress = {} if progress is None else progress
-    context.announce(ToolCallStarted, call=call)
-    progress[call.id] = "announced"
+    tool = tools_by_name.get(call.name)
+    # A recorded output is replayed, unannounced (the trace has it); a local tool runs again, to rebuild its state.
+    replayed = (
+        None
+        if tool is not None and tool.effect == "local"
+        else context.journal.replayed_output(context.budget.turns, call)
+    )
     started = time.perf_counter()
-    content, is_error = await _tool_output(agent, call, tools_by_name, context, progress)
+    if replayed is None:
+        context.announce(ToolCallStarted, call=call)
+        progress[call.id] = "announced"
+        content, is_error = await _tool_output(agent, call, tools_by_name, context, progress)
+    else:
+        content, is_error = _replay_output(replayed, tool, call, context)
     result = ToolResult(call.id, call.name, content, is_error)
     # The context policy sees the whole output (to offload it); the size cap applies to what the model reads.
     if agent.context_policy is not None:
         result = await agent.context_policy.on_tool_result(result, context)
-    tool = tools_by_name.get(call.name)
     max_chars = (tool.max_output_chars if tool else None) or agent.max_tool_output_chars
     result.content = truncate_output(result.content, max_chars or DEFAULT_MAX_OUTPUT_CHARS)
     if result.is_error:
         _note_repeated_failure(call, result, context)
-    context.announce(ToolCallFinished, call=call, result=result, duration_seconds=time.perf_counter() - started)
+    if replayed is None:
+        context.announce(ToolCallFinished, call=call, result=result, duration_seconds=time.perf_counter() - started)
     return result
+
+
+def _replay_output(
+    recorded: RecordedOutput, tool: Tool | None, call: ToolCall, context: RunContext
+) -> tuple[str, bool]:
+    """A recorded output, reused: what the call left behind (sub-runs' spending, a tool's memory) is restored."""
+    if recorded.sub_run_usage is not None:
+        context.budget.charge_replayed_sub_runs(recorded.sub_runs, recorded.sub_run_usage)
+    if tool is not None and tool.replay is not None:
+        tool.replay(context, call, idempotency_key(context.run_id, context.budget.turns, call.id))
+    return recorded.content, recorded.is_error
 
 
 def _note_repeated_failure(call: ToolCall, result: ToolResult, context: RunContext) -> None:
@@ -433,6 +464,90 @@ async def _tool_output(
         arguments = tool.validate(call.arguments)
     except pydantic.ValidationError as exc:
         return _describe_invalid_arguments(tool, exc), True
+    if tool.effect == "local":
+        key = idempotency_key(context.run_id, context.budget.turns, call.id) if tool.key_parameter else None
+        return await _approved_output(agent, tool, call, arguments, context, progress, key)
+    return await _journalled_output(agent, tool, call, arguments, context, progress)
+
+
+async def _journalled_output(
+    agent: Agent[Any],
+    tool: Tool,
+    call: ToolCall,
+    arguments: pydantic.BaseModel,
+    context: RunContext,
+    progress: dict[str, CallProgress],
+) -> tuple[str, bool]:
+    """The output of a read or write call, recorded in the run's journal (a no-op without one).
+
+    A write call's start is recorded before its body runs, with its idempotency key, so that a resumed run
+    can tell a call that may have taken effect from one that never began.
+    """
+    journal, turn = context.journal, context.budget.turns
+    key = idempotency_key(context.run_id, turn, call.id) if tool.key_parameter or journal.active else None
+    cut_off = journal.cut_off_call(turn, call)
+    if cut_off is not None:
+        output = await _resumed_output(agent, tool, call, arguments, context, progress, key, cut_off.delegated)
+    elif tool.effect == "write" and journal.active:
+        output = await _approved_output(agent, tool, call, arguments, context, progress, key, journal_start=True)
+    else:
+        output = await _approved_output(agent, tool, call, arguments, context, progress, key)
+    await journal.record_call_output(turn, call, output, context.sub_runs.get((turn, call.id)))
+    return output
+
+
+async def _resumed_output(
+    agent: Agent[Any],
+    tool: Tool,
+    call: ToolCall,
+    arguments: pydantic.BaseModel,
+    context: RunContext,
+    progress: dict[str, CallProgress],
+    key: str | None,
+    delegated: bool,
+) -> tuple[str, bool]:
+    """A write call an earlier process started and never recorded the end of: it may have taken effect.
+
+    It runs again, with the same idempotency key, when that is safe: the tool is idempotent, or the call had
+    started a sub-agent, which journals its own calls and is re-entered where it stopped. Otherwise the
+    approver decides, and without a yes the model hears that the effect is uncertain. Never silently twice.
+    """
+    if tool.idempotent or delegated:
+        return await _run_tool(agent, tool, call, arguments, context, progress, key)
+    approval = await _ask_approval(agent, tool, call, context, uncertain=True)
+    uncertain = UncertainCall(
+        context.run_id, agent.name, tool.name, call.id, call.arguments, approval.approved, approval.reason
+    )
+    context.journal.note_uncertain(uncertain)
+    context.announce(
+        Notice,
+        kind="uncertain_call",
+        message=f"'{tool.name}' (call {call.id}) was cut off before its result was recorded: "
+        + ("run again, as approved" if approval.approved else f"not run again ({approval.reason})"),
+        data={"tool": tool.name, "tool_call_id": call.id, "rerun": approval.approved},
+    )
+    if approval.approved:
+        return await _run_tool(agent, tool, call, arguments, context, progress, key)
+    return (
+        f"Not done again: '{tool.name}' was started before the run was interrupted, and it may or may not have "
+        f"taken effect; it was not run again ({approval.reason}). Check whether it took effect before calling "
+        "it again, or tell the user it is uncertain.",
+        True,
+    )
+
+
+async def _approved_output(
+    agent: Agent[Any],
+    tool: Tool,
+    call: ToolCall,
+    arguments: pydantic.BaseModel,
+    context: RunContext,
+    progress: dict[str, CallProgress],
+    key: str | None,
+    *,
+    journal_start: bool = False,
+) -> tuple[str, bool]:
+    """Ask for approval if the tool needs it, then run it; `journal_start` records its start first."""
     if tool.requires_approval:
         approval = await _ask_approval(agent, tool, call, context)
         if not approval.approved:
@@ -441,12 +556,28 @@ async def _tool_output(
                 "Do not retry it unless the user asks; tell the user what you wanted to do.",
                 True,
             )
+    if journal_start:
+        assert key is not None
+        await context.journal.record_call_start(context.budget.turns, call, key)
+    return await _run_tool(agent, tool, call, arguments, context, progress, key)
+
+
+async def _run_tool(
+    agent: Agent[Any],
+    tool: Tool,
+    call: ToolCall,
+    arguments: pydantic.BaseModel,
+    context: RunContext,
+    progress: dict[str, CallProgress],
+    key: str | None,
+) -> tuple[str, bool]:
+    """The tool's body, within its timeout; every failure but the run's own end becomes an error output."""
     timeout = tool.timeout if tool.timeout is not None else agent.tool_timeout
     deadline = asyncio.timeout(timeout)
     progress[call.id] = "running"
     try:
         async with deadline:
-            value = await tool.call(arguments, call, context)
+            value = await tool.call(arguments, call, context, key)
     except ToolError as exc:
         return f"Error: {exc}", True
     except TimeoutError as exc:
@@ -472,9 +603,11 @@ async def _tool_output(
         return f"Error: '{tool.name}' ran, but its result cannot be shown: {exc}.", True
 
 
-async def _ask_approval(agent: Agent[Any], tool: Tool, call: ToolCall, context: RunContext) -> approvals.Approval:
+async def _ask_approval(
+    agent: Agent[Any], tool: Tool, call: ToolCall, context: RunContext, *, uncertain: bool = False
+) -> approvals.Approval:
     context.announce(ApprovalRequested, call=call)
-    request = approvals.ApprovalRequest(agent.name, tool.name, call.arguments, context.run_id, call.id)
+    request = approvals.ApprovalRequest(agent.name, tool.name, call.arguments, context.run_id, call.id, uncertain)
     approval = await approvals.ask(context.approver, request)
     context.announce(ApprovalResolved, call=call, approved=approval.approved, reason=approval.reason)
     return approval
@@ -533,6 +666,7 @@ async def _finish(
     if not isinstance(ending, Completed):
         _answer_pending_calls(context.messages, "the run stopped before this call finished")
     result = _run_result(agent, context, ending, started)
+    await context.journal.finish(result.status)
     context.announce(RunFinished, result=result)
     return result
 
@@ -581,4 +715,6 @@ def _run_result(
         duration_seconds=time.perf_counter() - started,
         limit=limit,
         error=error,
+        replayed_usage=budget.replayed_usage.copy(),
+        uncertain_calls=context.journal.uncertain_calls(),
     )

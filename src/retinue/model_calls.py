@@ -84,14 +84,24 @@ async def send_request(
     """Send one request for the run in `context`, charge it to the run's budget, and announce it with events.
 
     Every model call of a run goes through here: the loop's own turns, and the calls made on its behalf
-    (summaries, compaction). So no cost goes unseen.
+    (summaries, compaction). So no cost goes unseen. In a durable run, each response is journalled (with its
+    purpose) before it is returned; a resumed run gets the recorded response back instead of calling the
+    model, charged as replayed (it counts against the limits, and cost nothing this time) and not announced
+    again (the trace already has it).
     """
     turn = context.budget.turns
+    journal = context.journal
+    slot = journal.model_slot(turn, purpose)
+    replayed = journal.replayed_response(turn, slot)
+    if replayed is not None:
+        context.budget.charge(replayed.usage, replayed=True)
+        return replayed
     context.announce(ModelRequestSent, turn=turn, model_id=model_spec(model), request=request, purpose=purpose)
     sent = time.perf_counter()
     response = await model.request(request, on_text)
     response.usage = _with_missing_usage_estimated(response.usage, request, response, model)
     context.budget.charge(response.usage)
+    await journal.record_response(turn, slot, response)  # before any of its tools can run
     context.announce(
         ModelResponseReceived,
         turn=turn,

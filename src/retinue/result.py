@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Generic, Literal, TypeAlias
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeAlias
 
 from typing_extensions import TypeVar
 
@@ -16,6 +16,23 @@ OutputT = TypeVar("OutputT", default=str)
 RunStatus: TypeAlias = Literal["completed", "limit", "error", "cancelled"]
 
 
+@dataclass(frozen=True, slots=True)
+class UncertainCall:
+    """A call to a write tool that an earlier process started and never saw finish: it may have taken effect.
+
+    A resumed run does not run such a call again unless the tool is idempotent or the approver says so;
+    `rerun` says whether it was run again, `reason` why (the approver's answer).
+    """
+
+    run_id: str
+    agent: str
+    tool: str
+    tool_call_id: str
+    arguments: dict[str, Any]
+    rerun: bool
+    reason: str
+
+
 @dataclass(slots=True)
 class RunResult(Generic[OutputT]):
     """The outcome of one agent run, whatever the ending.
@@ -26,6 +43,10 @@ class RunResult(Generic[OutputT]):
     "cancelled" when the caller cancelled it. The conversation so far and the
     usage are always there. `usage` is this agent's own model calls;
     `total_usage` adds every sub-agent it started.
+
+    A durable run resumed from its journal counts its calls from before the restart too (the limits do);
+    `replayed_usage` is the part of `total_usage` replayed from the journal, which cost nothing this time.
+    `uncertain_calls` are the write calls found cut off mid-way on resume (see `UncertainCall`).
     """
 
     agent: str
@@ -39,6 +60,8 @@ class RunResult(Generic[OutputT]):
     duration_seconds: float
     limit: LimitReached | None = None
     error: BaseException | None = None
+    replayed_usage: Usage = field(default_factory=Usage)
+    uncertain_calls: tuple[UncertainCall, ...] = ()
 
     @property
     def completed(self) -> bool:
@@ -59,4 +82,6 @@ class RunResult(Generic[OutputT]):
             ending = f"stopped: {self.limit.describe()}"
         else:
             ending = f"{self.status}: {self.error}"
-        return f"{self.agent}: {ending} after {self.turns} turns; {self.total_usage.describe()}"
+        replayed = self.replayed_usage.requests
+        from_journal = f" ({replayed} replayed from the journal)" if replayed else ""
+        return f"{self.agent}: {ending} after {self.turns} turns; {self.total_usage.describe()}{from_journal}"

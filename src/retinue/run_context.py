@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 import warnings
 from collections.abc import Awaitable, Callable
@@ -10,8 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from .approvals import Approver
 from .events import Event, EventSink
+from .journal.journal import NO_JOURNAL, RunJournal
 from .limits import Budget
 from .messages import Message
+from .usage import Usage
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -25,6 +28,8 @@ class RunContext:
     parameter is hidden from the model. `deps` is whatever the caller passed to
     `run(deps=...)` (a database handle, a user id). `shared` is one dict for the
     whole agent tree, for state agents must agree on (the decision record).
+    `journal` is where a durable run writes ahead what it does (`NO_JOURNAL` for
+    a run that is not durable).
     """
 
     agent: Agent[Any]
@@ -41,6 +46,8 @@ class RunContext:
     shared: dict[str, Any] = field(default_factory=dict)
     cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     failed_calls: dict[str, int] = field(default_factory=dict)  # identical failing calls, counted
+    journal: RunJournal = NO_JOURNAL
+    sub_runs: dict[tuple[int, str | None], SubRuns] = field(default_factory=dict)  # by (turn, tool call id)
 
     @property
     def root(self) -> RunContext:
@@ -70,11 +77,27 @@ class RunContext:
             except Exception as exc:  # noqa: BLE001
                 warnings.warn(f"a cleanup of run {self.run_id} failed: {exc!r}", RuntimeWarning, stacklevel=1)
 
+    def sub_runs_of(self, tool_call_id: str | None) -> SubRuns:
+        """The sub-runs started so far by the call `tool_call_id` of this run's current turn."""
+        key = (self.budget.turns, tool_call_id)
+        started = self.sub_runs.get(key)
+        if started is None:
+            started = self.sub_runs[key] = SubRuns()
+        return started
+
     def child(self, agent: Agent[Any], *, tool_call_id: str | None, kind: str = "sub-agent") -> RunContext:
-        """The context of a sub-agent run started by one of this run's tools."""
+        """The context of a sub-agent run started by one of this run's tools.
+
+        Its run id derives from this run's, so a resumed run re-enters the same child run: the n-th sub-run
+        started by the call `tool_call_id` of this run's current turn always has the same id.
+        """
+        turn = self.budget.turns
+        started = self.sub_runs_of(tool_call_id)
+        run_id = sub_run_id(self.run_id, turn, tool_call_id, started.count)
+        started.count += 1
         return RunContext(
             agent=agent,
-            run_id=new_run_id(),
+            run_id=run_id,
             budget=Budget(agent.name, agent.limits, parent=self.budget),
             emit=self.emit,
             approver=self.approver,
@@ -84,8 +107,37 @@ class RunContext:
             tool_call_id=tool_call_id,
             kind=kind,
             shared=self.shared,
+            journal=self.journal.child(run_id),
         )
+
+
+@dataclass(slots=True)
+class SubRuns:
+    """The sub-runs one tool call started: how many, and what their trees spent once they ended.
+
+    A durable run records them with the call's output, so that a resumed run that replays the output, and
+    does not run the sub-agents again, still counts them against its limits.
+    """
+
+    count: int = 0
+    usage: Usage = field(default_factory=Usage)
 
 
 def new_run_id() -> str:
     return uuid.uuid4().hex
+
+
+def sub_run_id(parent_run_id: str, turn: int, tool_call_id: str | None, index: int = 0) -> str:
+    """The id of the `index`-th sub-run started by the call `tool_call_id` in turn `turn` of `parent_run_id`.
+
+    Tool call ids are the model's and may repeat across turns, hence the turn. Each part is delimited, so
+    no two different parents or calls give the same text to hash.
+    """
+    identity = f"{len(parent_run_id)}:{parent_run_id}/{turn}/{tool_call_id}/{index}"
+    return hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+
+def idempotency_key(run_id: str, turn: int, tool_call_id: str) -> str:
+    """The idempotency key of one tool call: the same whenever that call runs, in this process or a resumed one."""
+    identity = f"key/{len(run_id)}:{run_id}/{turn}/{tool_call_id}"
+    return hashlib.sha256(identity.encode()).hexdigest()[:32]

@@ -18,7 +18,7 @@ import re
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, get_type_hints, overload
+from typing import TYPE_CHECKING, Any, Literal, NewType, TypeAlias, get_type_hints, overload
 
 import pydantic
 import pydantic_core
@@ -32,6 +32,22 @@ if TYPE_CHECKING:
 DEFAULT_MAX_OUTPUT_CHARS = 20_000
 _NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
+ToolEffect: TypeAlias = Literal["read", "write", "local"]
+"""What a tool does to the world, which decides what a resumed run does with its calls (see `Tool`)."""
+
+TOOL_EFFECTS: tuple[ToolEffect, ...] = ("read", "write", "local")
+
+ReplayHook: TypeAlias = "Callable[[RunContext, ToolCall, str], None]"
+"""Called with (context, call, idempotency key) when a resumed run reuses a call's recorded output."""
+
+IdempotencyKey = NewType("IdempotencyKey", str)
+"""Annotate a tool parameter with this to receive the call's idempotency key (hidden from the model).
+
+The key is the same every time this call runs: when a resumed run runs it again, and when the tool retries
+inside one run. Pass it to the service the tool writes to (an `Idempotency-Key` header, a unique column), so
+that a call repeated after a crash takes effect once.
+"""
+
 
 @dataclass(slots=True, eq=False)
 class Tool:
@@ -39,8 +55,22 @@ class Tool:
 
     `function` receives validated keyword arguments, plus the `RunContext`
     under `context_parameter` and the `ToolCall` under `call_parameter` when
-    it asked for them (by annotating a parameter with that type). Architectures build tools
-    directly with a hand-made `args_model`; most users only ever write `@tool`.
+    it asked for them (by annotating a parameter with that type), and the call's `IdempotencyKey` under
+    `key_parameter`. Architectures build tools directly with a hand-made `args_model`; most users only ever
+    write `@tool`.
+
+    `effect` says what a call does to the world, for a run that is resumed from its journal:
+    - "read" only looks (a search, a lookup). Its recorded result is reused; a call cut off before its
+      result was recorded is simply run again.
+    - "write" changes something outside the process (books, pays, sends, writes a file). Its recorded
+      result is reused; a call cut off mid-way may have taken effect, so it is run again only when the tool is
+      `idempotent` (with the same idempotency key), and otherwise the run's approver is asked.
+    - "local" changes nothing but this process's memory, and is run again on every resume to rebuild that
+      memory (pure functions, counters, tools that only start sub-agents, whose runs journal themselves).
+    The default is "write": a tool that says nothing about its effects is never run twice without asking.
+
+    `replay`, if set, is called when a resumed run reuses a recorded output of this tool instead of running
+    it, with the call and its idempotency key: for a tool that also keeps something in memory, to rebuild it.
     """
 
     name: str
@@ -53,6 +83,10 @@ class Tool:
     requires_approval: bool = False
     max_output_chars: int | None = None
     run_in_thread: bool = True
+    effect: ToolEffect = "write"
+    idempotent: bool = False
+    key_parameter: str | None = None
+    replay: ReplayHook | None = None
     schema: ToolSchema = field(init=False)
 
     def __post_init__(self) -> None:
@@ -60,6 +94,15 @@ class Tool:
             raise ToolDefinitionError(
                 f"Tool name {self.name!r} is not allowed: providers accept 1-64 letters, digits, '_' or '-'. "
                 "Pass name=... to @tool."
+            )
+        if self.effect not in TOOL_EFFECTS:
+            raise ToolDefinitionError(
+                f"Tool {self.name!r}: effect={self.effect!r}; give one of {', '.join(map(repr, TOOL_EFFECTS))}."
+            )
+        if self.idempotent and self.effect != "write":
+            raise ToolDefinitionError(
+                f"Tool {self.name!r}: idempotent=True is for effect='write' tools (a {self.effect!r} tool is "
+                "already safe to run again); drop it or declare effect='write'."
             )
         self.schema = ToolSchema(self.name, self.description, _compact_schema(self.args_model))
 
@@ -72,13 +115,17 @@ class Tool:
         """The call's arguments, checked and converted. Raises pydantic.ValidationError."""
         return self.args_model.model_validate(arguments)
 
-    async def call(self, arguments: pydantic.BaseModel, call: ToolCall, context: RunContext) -> Any:
-        """Run the function on validated arguments."""
+    async def call(
+        self, arguments: pydantic.BaseModel, call: ToolCall, context: RunContext, key: str | None = None
+    ) -> Any:
+        """Run the function on validated arguments. `key` is the call's idempotency key, when it asked for one."""
         kwargs = {name: getattr(arguments, name) for name in type(arguments).model_fields}
         if self.context_parameter is not None:
             kwargs[self.context_parameter] = context
         if self.call_parameter is not None:
             kwargs[self.call_parameter] = call
+        if self.key_parameter is not None:
+            kwargs[self.key_parameter] = key
         if inspect.iscoroutinefunction(self.function):
             return await self.function(**kwargs)
         if self.run_in_thread:
@@ -141,6 +188,8 @@ def tool(
     requires_approval: bool = False,
     max_output_chars: int | None = None,
     run_in_thread: bool = True,
+    effect: ToolEffect = "write",
+    idempotent: bool = False,
 ) -> Callable[[ToolFunction], Tool]: ...
 
 
@@ -154,12 +203,17 @@ def tool(
     requires_approval: bool = False,
     max_output_chars: int | None = None,
     run_in_thread: bool = True,
+    effect: ToolEffect = "write",
+    idempotent: bool = False,
 ) -> Tool | Callable[[ToolFunction], Tool]:
     """Make a tool from a typed function, sync or async. Use as `@tool` or `@tool(...)`.
 
     `requires_approval` marks a consequential action (booking, paying, deleting):
     the run asks its approver before calling it. `run_in_thread=False` runs a
     sync function directly on the event loop, for functions known not to block.
+    `effect` ("read", "write" or "local", default "write") and `idempotent` say
+    what a resumed run may do with a call cut off mid-way (see `Tool`); a
+    parameter annotated `IdempotencyKey` receives the call's stable key.
     """
 
     def build(fn: ToolFunction) -> Tool:
@@ -171,6 +225,8 @@ def tool(
             requires_approval=requires_approval,
             max_output_chars=max_output_chars,
             run_in_thread=run_in_thread,
+            effect=effect,
+            idempotent=idempotent,
         )
 
     return build(function) if function is not None else build
@@ -185,6 +241,8 @@ def tool_from_function(
     requires_approval: bool = False,
     max_output_chars: int | None = None,
     run_in_thread: bool = True,
+    effect: ToolEffect = "write",
+    idempotent: bool = False,
 ) -> Tool:
     from .run_context import RunContext
 
@@ -197,6 +255,7 @@ def tool_from_function(
     fields: dict[str, Any] = {}
     context_parameter: str | None = None
     call_parameter: str | None = None
+    key_parameter: str | None = None
     for param in inspect.signature(fn).parameters.values():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             raise ToolDefinitionError(
@@ -215,6 +274,9 @@ def tool_from_function(
         if hint is ToolCall:
             call_parameter = param.name
             continue
+        if hint is IdempotencyKey:
+            key_parameter = param.name
+            continue
         default = ... if param.default is param.empty else param.default
         fields[param.name] = (hint, pydantic.Field(default, description=param_docs.get(param.name)))
     try:
@@ -232,6 +294,9 @@ def tool_from_function(
         requires_approval=requires_approval,
         max_output_chars=max_output_chars,
         run_in_thread=run_in_thread,
+        effect=effect,
+        idempotent=idempotent,
+        key_parameter=key_parameter,
     )
 
 

@@ -126,6 +126,9 @@ def clone_tool(
         context_parameter="context",
         call_parameter="call",
         run_in_thread=False,
+        # Run again on resume: that rebuilds the clone count, and the clone's run, re-entered by its derived
+        # id, replays from its own journal entries.
+        effect="local",
     )
 
 

@@ -6,17 +6,29 @@ gives every agent of one run tree the same view of what is decided (dates,
 cities, budget, the chosen flight). Each specialist sees it in its context
 and can add to it; a specialist that decides something contrary to the record
 is told so at once, and the conflict is reported back to the lead.
+
+In a durable run the record is journalled state: each change is saved to the
+run's journal before `record_decision` answers, and a resumed run starts from
+the saved decisions. Concurrent specialists change it in an order no replay
+could reproduce, so it is saved, not rebuilt by running their calls again.
+`conflicts` lists the conflicts raised in this process: on resume it starts
+empty, and a conflict comes back when the call that raised it is replayed (a
+lead learns of those raised by the specialist it asked, resumed or not).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from ..events import Notice
+from ..messages import ToolCall
 from ..run_context import RunContext
-from ..tools import Tool, tool_from_function
+from ..tools import IdempotencyKey, Tool, tool_from_function
 
 _SHARED_KEY = "retinue.decisions"
+_STATE_NAME = "decisions"  # its name in the journal
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,23 +58,30 @@ class DecisionRecord:
 
     decisions: dict[str, Decision] = field(default_factory=dict)
     conflicts: list[DecisionConflict] = field(default_factory=list)
+    proposals: dict[str, DecisionConflict | None] = field(default_factory=dict)
+    """What each proposal with an idempotency key came to: its conflict, or None (recorded)."""
 
     @staticmethod
     def of(context: RunContext) -> DecisionRecord:
-        """The record shared by the whole tree `context` belongs to."""
+        """The record shared by the whole tree `context` belongs to (as its journal saved it, on resume)."""
         record = context.shared.get(_SHARED_KEY)
         if record is None:
-            record = context.shared[_SHARED_KEY] = DecisionRecord()
+            saved = context.journal.load_state(_STATE_NAME)
+            record = DecisionRecord() if saved is None else DecisionRecord.from_json(saved)
+            context.shared[_SHARED_KEY] = record
         assert isinstance(record, DecisionRecord)
         return record
 
-    def propose(self, decision: Decision, *, overrule: bool = False) -> DecisionConflict | None:
+    def propose(self, decision: Decision, *, overrule: bool = False, key: str | None = None) -> DecisionConflict | None:
         """Record `decision` unless it contradicts an earlier one by another agent (then return the conflict).
 
-        `overrule` lets the lead change a decision on purpose.
+        `overrule` lets the lead change a decision on purpose. A proposal repeated with the same idempotency
+        `key` (a call run again after a restart) changes nothing and comes to what it came to the first time.
         """
-        key = _normalise(decision.topic)
-        recorded = self.decisions.get(key)
+        if key is not None and key in self.proposals:
+            return self.raise_again(key)
+        topic = _normalise(decision.topic)
+        recorded = self.decisions.get(topic)
         if (
             recorded is not None
             and not overrule
@@ -71,9 +90,50 @@ class DecisionRecord:
         ):
             conflict = DecisionConflict(recorded.topic, recorded, decision)
             self.conflicts.append(conflict)
+            if key is not None:
+                self.proposals[key] = conflict
             return conflict
-        self.decisions[key] = decision
+        self.decisions[topic] = decision
+        if key is not None:
+            self.proposals[key] = None
         return None
+
+    def raise_again(self, key: str) -> DecisionConflict | None:
+        """What the proposal `key` came to; its conflict is listed again if this process had not listed it."""
+        conflict = self.proposals.get(key)
+        if conflict is not None and not any(listed is conflict for listed in self.conflicts):
+            self.conflicts.append(conflict)
+        return conflict
+
+    def to_json(self) -> str:
+        def conflict_fields(conflict: DecisionConflict | None) -> list[Any] | None:
+            if conflict is None:
+                return None
+            return [conflict.topic, asdict(conflict.recorded), asdict(conflict.proposed)]
+
+        return json.dumps(
+            {
+                "decisions": {topic: asdict(decision) for topic, decision in self.decisions.items()},
+                "proposals": {key: conflict_fields(conflict) for key, conflict in self.proposals.items()},
+            },
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> DecisionRecord:
+        """A saved record; its conflicts are in `proposals`, listed again as their calls are replayed."""
+        data: dict[str, Any] = json.loads(text)
+        proposals: dict[str, DecisionConflict | None] = {}
+        for key, fields in data["proposals"].items():
+            if fields is None:
+                proposals[key] = None
+            else:
+                topic, recorded, proposed = fields
+                proposals[key] = DecisionConflict(topic, Decision(**recorded), Decision(**proposed))
+        return cls(
+            decisions={topic: Decision(**fields) for topic, fields in data["decisions"].items()},
+            proposals=proposals,
+        )
 
     def render(self) -> str:
         """The record as the lines a model reads."""
@@ -89,7 +149,7 @@ class DecisionRecord:
 def record_decision_tool(*, can_overrule: bool) -> Tool:
     """The `record_decision` tool: for the lead (who may overrule) or for specialists (who may not)."""
 
-    async def record_decision(context: RunContext, topic: str, value: str, note: str = "") -> str:
+    async def record_decision(context: RunContext, key: IdempotencyKey, topic: str, value: str, note: str = "") -> str:
         """Record a decision every agent on this task must respect, such as a date, a city, a budget or a chosen flight.
 
         Args:
@@ -99,7 +159,8 @@ def record_decision_tool(*, can_overrule: bool) -> Tool:
         """
         record = DecisionRecord.of(context)
         decision = Decision(topic.strip(), value.strip(), context.agent.name, note.strip())
-        conflict = record.propose(decision, overrule=can_overrule)
+        conflict = record.propose(decision, overrule=can_overrule, key=key)
+        await context.journal.save_state(_STATE_NAME, record.to_json)
         if conflict is None:
             return f"Recorded. Decisions so far:\n{record.render()}"
         if context.emit is not None:
@@ -117,7 +178,13 @@ def record_decision_tool(*, can_overrule: bool) -> Tool:
             "Work with the recorded value; if you believe it is wrong, say so in your answer and the lead will decide."
         )
 
-    return tool_from_function(record_decision, run_in_thread=False)
+    def replay_decision(context: RunContext, call: ToolCall, key: str) -> None:
+        DecisionRecord.of(context).raise_again(key)
+
+    # A write to the shared record, idempotent by its key: a call cut off by a restart is simply run again.
+    decision_tool = tool_from_function(record_decision, run_in_thread=False, effect="write", idempotent=True)
+    decision_tool.replay = replay_decision
+    return decision_tool
 
 
 def _normalise(text: str) -> str:

@@ -98,6 +98,10 @@ def specialist(
         context_parameter="context",
         call_parameter="call",
         run_in_thread=False,
+        # Asked again after a crash, it re-enters the same child run (its id derives from this call's), so a
+        # question cut off mid-way is asked again rather than reported uncertain.
+        effect="write",
+        idempotent=True,
     )
 
 

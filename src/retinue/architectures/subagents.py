@@ -17,12 +17,17 @@ from ..run_context import RunContext
 async def run_sub_agent(
     agent: Agent[Any], prompt: str, context: RunContext, call: ToolCall, *, kind: str, **run_options: Any
 ) -> RunResult[Any]:
-    """Run `agent` as a child of the run in `context`: one event tree, one budget chain."""
+    """Run `agent` as a child of the run in `context`: one event tree, one budget chain.
+
+    The child's run id derives from the parent's and the call's: a resumed parent that runs this call again
+    re-enters the same child run, which replays from its own journal entries and goes on where it stopped.
+    """
     child = context.child(agent, tool_call_id=call.id, kind=kind)
     context.announce(
         SubAgentStarted, child_run_id=child.run_id, child_agent=agent.name, tool_call_id=call.id, kind=kind
     )
     result = await run_loop(agent, prompt, child, **run_options)
+    context.sub_runs_of(call.id).usage.add(result.total_usage)  # journalled with the call's output
     context.announce(
         SubAgentFinished,
         child_run_id=child.run_id,

@@ -1,0 +1,558 @@
+"""The SQLite journal: one file; each append returns once it is committed.
+
+The database is in WAL mode with `synchronous=NORMAL`: a commit is an append of a few pages to the
+write-ahead log, with no fsync, and survives the process being killed at any point (the case the journal is
+for); after a power cut the last commits may be lost. So an append commits on the caller's thread, in tens
+of microseconds: a hop to a writer thread and back costs more CPU than the commit itself (about 45 against
+17 microseconds here), three times per step. What could make the event loop wait longer goes to threads:
+checkpoints (which copy the log into the database and fsync) run on a checkpoint thread, and a write that
+finds the file locked by another process, or any write with `synchronous="full"` (an fsync per commit), goes
+to a writer thread, which commits every write queued meanwhile in one transaction and then settles their
+futures. Writes keep their order: while the writer thread has a backlog, later writes join it.
+
+Tables: `runs` (one row per run of every tree: its place in the tree, prompt, status, and for a root the
+lease), `entries` (what each run recorded, keyed by run id, turn and slot), `states` (named state shared by
+a tree, such as the decision record; the latest value only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import json
+import os
+import queue
+import sqlite3
+import threading
+import time
+import uuid
+import weakref
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from ..errors import JournalError, LeaseLostError, RunLeasedError
+from ..store.liveness import ProcessIdentity, current_process, owner_is_gone
+from .journal import PENDING_STATUSES, JournalRun, JournalStatus, RecordedRun, RunOpening
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+DEFAULT_LEASE_SECONDS = 30.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    root_run_id TEXT NOT NULL,
+    parent_run_id TEXT,
+    parent_turn INTEGER,
+    parent_tool_call_id TEXT,
+    agent TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    history TEXT,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    lease_owner TEXT,
+    lease_expires_at REAL
+);
+CREATE INDEX IF NOT EXISTS runs_by_parent ON runs (parent_run_id);
+CREATE TABLE IF NOT EXISTS entries (
+    run_id TEXT NOT NULL,
+    turn INTEGER NOT NULL,
+    slot TEXT NOT NULL,
+    body TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (run_id, turn, slot)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS states (
+    root_run_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    body TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (root_run_id, name)
+) WITHOUT ROWID;
+"""
+
+_CHECKPOINT_EVERY = 500  # inline commits between checkpoints: the log stays a few megabytes at most
+
+
+class _FileBusy(Exception):
+    """The file is locked by another connection: the write goes to the writer thread, which waits."""
+
+
+_RUN_COLUMNS = (
+    "run_id, root_run_id, parent_run_id, agent, prompt, status, created_at, updated_at, lease_owner, lease_expires_at"
+)
+
+Write = Callable[[sqlite3.Connection], Any]
+
+
+class SQLiteJournal:
+    """A write-ahead journal of durable runs in one SQLite file (created readable by its owner only).
+
+    Pass it to `agent.start(prompt, journal=...)` or `agent.resume(run_id, journal=...)`. A root run is
+    leased to this journal object while it runs, for `lease_seconds` at a time, renewed while it lives; a
+    second process (or journal object) resuming it meanwhile gets `RunLeasedError`. A lease whose process
+    has died on this machine is taken over at once; one held from another machine, once it has expired.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        synchronous: Literal["normal", "full"] = "normal",
+    ) -> None:
+        if lease_seconds <= 0:
+            raise JournalError(f"lease_seconds={lease_seconds!r}: give a number of seconds greater than 0.")
+        self.path = Path(path).expanduser()
+        self.lease_seconds = lease_seconds
+        identity = current_process()
+        # One owner per journal object, not per process: two objects on one file in one process are two owners.
+        self.owner = json.dumps({**asdict(identity), "token": uuid.uuid4().hex}, sort_keys=True)
+        self._synchronous = synchronous
+        self._create_private_file()
+        self._writes: queue.SimpleQueue[tuple[Write, asyncio.Future[Any], asyncio.AbstractEventLoop] | None] = (
+            queue.SimpleQueue()
+        )
+        self._writer_connection = self._connect()
+        self._writer_connection.executescript(_SCHEMA)
+        self._writer_connection.execute(
+            "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+        )
+        self._check_schema_version()
+        # Commits on the caller's thread must never wait for a lock (busy: the writer thread takes the write)
+        # nor run a checkpoint (the checkpoint thread does).
+        self._inline = None if synchronous == "full" else self._connect(timeout=0.0)
+        if self._inline is not None:
+            self._inline.execute("PRAGMA wal_autocheckpoint=0")
+        self._commit_lock = threading.Lock()  # one commit at a time, inline or on the writer thread
+        self._backlog_lock = threading.Lock()
+        self._backlog = 0  # writes queued for the writer thread and not committed yet
+        self._inline_commits = 0
+        self._reader = self._connect()
+        self._reader_lock = threading.Lock()
+        self._open_roots: set[str] = set()  # roots this object runs now: a second start here must be refused
+        self._closed = False
+        self._writer = threading.Thread(
+            target=self._write_forever, name=f"retinue-journal {self.path.name}", daemon=True
+        )
+        self._writer.start()
+        self._checkpoint_wanted = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_forever, name=f"retinue-journal-checkpoint {self.path.name}", daemon=True
+        )
+        self._checkpointer.start()
+        self_ref = weakref.ref(self)
+
+        def close_at_exit() -> None:
+            journal = self_ref()
+            if journal is not None:
+                journal.close()
+
+        atexit.register(close_at_exit)
+
+    # -- files and connections -----------------------------------------------------------------
+
+    def _create_private_file(self) -> None:
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # SQLite gives its -wal and -shm files the database file's permissions; the payloads are exact,
+            # secrets included, so the file is the owner's alone, even when it was created more openly.
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            if self.path.stat().st_mode & 0o077:
+                os.chmod(self.path, 0o600)
+        except OSError as exc:
+            raise JournalError(f"cannot create the journal {self.path}: {exc.strerror or exc}") from exc
+
+    def _connect(self, timeout: float = 10.0) -> sqlite3.Connection:
+        try:
+            connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=timeout)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(f"{self.path} is not a usable journal ({exc}); point at another file") from exc
+        return connection
+
+    def _check_schema_version(self) -> None:
+        row = self._writer_connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None or int(row[0]) != SCHEMA_VERSION:
+            raise JournalError(
+                f"{self.path} is a journal of schema version {row and row[0]}; this retinue reads version "
+                f"{SCHEMA_VERSION}. Resume its runs with the retinue that wrote them, or use a new file."
+            )
+
+    def close(self) -> None:
+        """Write what is queued, then close. Runs still going fail at their next write."""
+        if self._closed:
+            return
+        self._closed = True
+        self._writes.put(None)
+        self._writer.join()
+        self._checkpoint_wanted.set()
+        self._checkpointer.join()
+        with self._commit_lock:
+            if self._inline is not None:
+                self._inline.close()
+            self._writer_connection.close()
+        with self._reader_lock:
+            self._reader.close()
+
+    def __enter__(self) -> SQLiteJournal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- committing ----------------------------------------------------------------------------
+
+    async def _write(self, write: Callable[[sqlite3.Connection], T], *, one_statement: bool = False) -> T:
+        """Run `write` in a transaction of its own, or of a batch; return once it is committed.
+
+        `one_statement`: `write` changes the file in one statement (reads aside), which SQLite commits
+        atomically by itself, without the two statements of an explicit transaction.
+        """
+        if self._closed:
+            raise JournalError(f"the journal {self.path} is closed")
+        if self._inline is not None and self._commit_lock.acquire(blocking=False):
+            try:
+                if self._backlog == 0:  # else this write must wait its turn behind the writer thread's
+                    with contextlib.suppress(_FileBusy):
+                        return self._commit_inline(self._inline, write, one_statement)
+            finally:
+                self._commit_lock.release()
+        return await self._write_on_thread(write)
+
+    def _commit_inline(
+        self, connection: sqlite3.Connection, write: Callable[[sqlite3.Connection], T], one_statement: bool
+    ) -> T:
+        try:
+            if not one_statement:
+                connection.execute("BEGIN IMMEDIATE")
+            value = write(connection)
+            if not one_statement:
+                connection.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise _FileBusy from exc  # another process is writing: the writer thread waits for it
+            raise _as_journal_error(exc, self.path) from exc
+        except (JournalError, sqlite3.Error) as exc:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise _as_journal_error(exc, self.path) from exc
+        self._inline_commits += 1
+        if self._inline_commits % _CHECKPOINT_EVERY == 0:
+            self._checkpoint_wanted.set()
+        return value
+
+    async def _write_on_thread(self, write: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._backlog_lock:
+            self._backlog += 1
+        # A waiter cancelled meanwhile cancels only its future: the write, already queued, still commits.
+        self._writes.put((write, future, loop))
+        return await future
+
+    def _write_forever(self) -> None:
+        connection = self._writer_connection
+        while True:
+            first = self._writes.get()
+            if first is None:
+                return
+            batch = [first]
+            stopping = False
+            while True:  # everything queued meanwhile shares this commit
+                try:
+                    item = self._writes.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            with self._commit_lock:
+                self._commit(connection, batch)
+                with self._backlog_lock:
+                    self._backlog -= len(batch)
+            if stopping:
+                return
+
+    def _checkpoint_forever(self) -> None:
+        # Its own connection: a PASSIVE checkpoint copies what no reader needs and never blocks a writer.
+        connection = self._connect()
+        try:
+            while not self._closed:
+                self._checkpoint_wanted.wait()
+                self._checkpoint_wanted.clear()
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            connection.close()
+
+    def _commit(
+        self, connection: sqlite3.Connection, batch: list[tuple[Write, asyncio.Future[Any], asyncio.AbstractEventLoop]]
+    ) -> None:
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            for write, _, _ in batch:
+                # Each write is atomic on its own (one statement, or a savepoint), so one refused write
+                # (a lost lease) leaves the others of the batch to commit.
+                try:
+                    outcomes.append((write(connection), None))
+                except (JournalError, sqlite3.Error) as exc:
+                    outcomes.append((None, _as_journal_error(exc, self.path)))
+            connection.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            failure = _as_journal_error(exc, self.path)
+            outcomes = [(None, failure)] * len(batch)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]]
+        by_loop = defaultdict(list)
+        for (_, future, loop), (value, error) in zip(batch, outcomes, strict=True):
+            by_loop[loop].append((future, value, error))
+        for loop, settled in by_loop.items():
+            # A loop that has closed has nobody waiting for these writes any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, settled)  # one wake-up per loop and commit, not per write
+
+    # -- the Journal protocol ------------------------------------------------------------------
+
+    async def open_run(self, opening: RunOpening) -> RecordedRun | None:
+        is_root = opening.parent_run_id is None
+        if is_root:
+            if opening.run_id in self._open_roots:
+                raise RunLeasedError(
+                    f"run {opening.run_id} is already running in this process (from this journal); wait for it "
+                    "to end, or resume it from one place only",
+                    run_id=opening.run_id,
+                    owner=self.owner,
+                    expires_at=time.time() + self.lease_seconds,
+                )
+            self._open_roots.add(opening.run_id)
+        try:
+            return await self._write(lambda connection: self._open(connection, opening))
+        except BaseException:
+            if is_root:
+                self._open_roots.discard(opening.run_id)
+            raise
+
+    def _open(self, connection: sqlite3.Connection, opening: RunOpening) -> RecordedRun | None:
+        now = time.time()
+        row = connection.execute(
+            "SELECT prompt, history, status, lease_owner, lease_expires_at FROM runs WHERE run_id = ?",
+            (opening.run_id,),
+        ).fetchone()
+        connection.execute("SAVEPOINT open_run")
+        try:
+            if opening.parent_run_id is None:
+                if row is not None:
+                    self._check_lease_free(opening.run_id, row[3], row[4], now)
+                lease: tuple[str | None, float | None] = (self.owner, now + self.lease_seconds)
+            else:
+                self._fence(connection, opening.root_run_id)
+                lease = (None, None)
+            if row is None:
+                connection.execute(
+                    "INSERT INTO runs(run_id, root_run_id, parent_run_id, parent_turn, parent_tool_call_id, agent, "
+                    "prompt, history, status, created_at, updated_at, lease_owner, lease_expires_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                    (
+                        opening.run_id,
+                        opening.root_run_id,
+                        opening.parent_run_id,
+                        opening.parent_turn,
+                        opening.parent_tool_call_id,
+                        opening.agent,
+                        opening.prompt,
+                        opening.history,
+                        now,
+                        now,
+                        *lease,
+                    ),
+                )
+            else:
+                connection.execute(
+                    "UPDATE runs SET status = 'running', updated_at = ?, lease_owner = ?, lease_expires_at = ? "
+                    "WHERE run_id = ?",
+                    (now, *lease, opening.run_id),
+                )
+            connection.execute("RELEASE open_run")
+        except BaseException:
+            connection.execute("ROLLBACK TO open_run")
+            connection.execute("RELEASE open_run")
+            raise
+        if row is None:
+            return None
+        entries = {
+            (turn, slot): body
+            for turn, slot, body in connection.execute(
+                "SELECT turn, slot, body FROM entries WHERE run_id = ?", (opening.run_id,)
+            )
+        }
+        delegated = {
+            (turn, call_id)
+            for turn, call_id in connection.execute(
+                "SELECT parent_turn, parent_tool_call_id FROM runs WHERE parent_run_id = ?", (opening.run_id,)
+            )
+        }
+        return RecordedRun(prompt=row[0], history=row[1], status=row[2], entries=entries, delegated=delegated)
+
+    def _check_lease_free(self, run_id: str, owner: str | None, expires_at: float | None, now: float) -> None:
+        if owner is None or owner == self.owner or expires_at is None or expires_at < now:
+            return
+        if _owner_process_is_gone(owner, now):
+            return  # killed on this machine: no need to wait for the lease to run out
+        raise RunLeasedError(
+            f"run {run_id} is held by another process ({_describe_owner(owner)}) until "
+            f"{time.strftime('%H:%M:%S', time.localtime(expires_at))}: only one process may run it at a time. "
+            "Resume it after that process has ended or its lease has expired.",
+            run_id=run_id,
+            owner=owner,
+            expires_at=expires_at,
+        )
+
+    def _fence(self, connection: sqlite3.Connection, root_run_id: str) -> None:
+        row = connection.execute("SELECT lease_owner FROM runs WHERE run_id = ?", (root_run_id,)).fetchone()
+        if row is None or row[0] != self.owner:
+            raise LeaseLostError(
+                f"run {root_run_id} is no longer held by this process (its lease expired and "
+                f"{'another process took it over' if row and row[0] else 'it was released'}); stop here and "
+                "let its holder go on"
+            )
+
+    async def append(self, root_run_id: str, run_id: str, turn: int, slot: str, body: str) -> None:
+        def write(connection: sqlite3.Connection) -> None:
+            # Fenced in one statement: nothing is written for a tree whose lease another owner holds.
+            cursor = connection.execute(
+                "INSERT INTO entries(run_id, turn, slot, body, at) SELECT ?, ?, ?, ?, ? "
+                "WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = ? AND lease_owner = ?)",
+                (run_id, turn, slot, body, time.time(), root_run_id, self.owner),
+            )
+            if cursor.rowcount == 0:
+                self._fence(connection, root_run_id)
+
+        try:
+            await self._write(write, one_statement=True)
+        except JournalError as exc:
+            if isinstance(exc.__cause__, sqlite3.IntegrityError):
+                raise JournalError(
+                    f"run {run_id} already recorded turn {turn} {slot}: is another process running it?"
+                ) from exc
+            raise
+
+    async def finish_run(self, root_run_id: str, run_id: str, status: JournalStatus) -> None:
+        is_root = run_id == root_run_id
+
+        def write(connection: sqlite3.Connection) -> None:
+            self._fence(connection, root_run_id)
+            release = ", lease_owner = NULL, lease_expires_at = NULL" if is_root else ""
+            connection.execute(
+                f"UPDATE runs SET status = ?, updated_at = ?{release} WHERE run_id = ?", (status, time.time(), run_id)
+            )
+
+        try:
+            await self._write(write)
+        finally:
+            if is_root:
+                self._open_roots.discard(run_id)
+
+    async def renew_lease(self, root_run_id: str) -> None:
+        def write(connection: sqlite3.Connection) -> None:
+            cursor = connection.execute(
+                "UPDATE runs SET lease_expires_at = ? WHERE run_id = ? AND lease_owner = ?",
+                (time.time() + self.lease_seconds, root_run_id, self.owner),
+            )
+            if cursor.rowcount == 0:
+                self._fence(connection, root_run_id)
+
+        await self._write(write, one_statement=True)
+
+    async def save_state(self, root_run_id: str, name: str, body: str) -> None:
+        def write(connection: sqlite3.Connection) -> None:
+            self._fence(connection, root_run_id)
+            connection.execute(
+                "INSERT INTO states(root_run_id, name, body, at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(root_run_id, name) DO UPDATE SET body = excluded.body, at = excluded.at",
+                (root_run_id, name, body, time.time()),
+            )
+
+        await self._write(write)
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def _read(self, sql: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        with self._reader_lock:
+            try:
+                return self._reader.execute(sql, parameters).fetchall()
+            except sqlite3.Error as exc:
+                raise _as_journal_error(exc, self.path) from exc
+
+    def load_state(self, root_run_id: str, name: str) -> str | None:
+        rows = self._read("SELECT body FROM states WHERE root_run_id = ? AND name = ?", (root_run_id, name))
+        return str(rows[0][0]) if rows else None
+
+    def get_run(self, run_id: str) -> JournalRun | None:
+        rows = self._read(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
+        return JournalRun(*rows[0]) if rows else None
+
+    def pending_runs(self) -> list[JournalRun]:
+        marks = ", ".join("?" for _ in PENDING_STATUSES)
+        rows = self._read(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE parent_run_id IS NULL AND status IN ({marks}) ORDER BY created_at",
+            PENDING_STATUSES,
+        )
+        return [JournalRun(*row) for row in rows]
+
+    def entry_count(self, run_id: str | None = None, *, slot_prefix: str = "") -> int:
+        """How many entries the journal holds (of one run, of one kind): for tests and benchmarks."""
+        where, parameters = "slot LIKE ?", [slot_prefix + "%"]
+        if run_id is not None:
+            where += " AND run_id = ?"
+            parameters.append(run_id)
+        return int(self._read(f"SELECT count(*) FROM entries WHERE {where}", tuple(parameters))[0][0])
+
+
+def _settle(settled: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, value, error in settled:
+        if future.done():  # its waiter was cancelled; the write happened all the same
+            continue
+        if error is None:
+            future.set_result(value)
+        else:
+            future.set_exception(error)
+
+
+def _as_journal_error(exc: BaseException, path: Path) -> JournalError:
+    if isinstance(exc, JournalError):
+        return exc
+    error = JournalError(f"the journal {path} could not be written: {exc}")
+    error.__cause__ = exc
+    return error
+
+
+def _owner_process_is_gone(owner: str, now: float) -> bool:
+    try:
+        fields = json.loads(owner)
+        identity = ProcessIdentity(fields["pid"], fields["started"], fields["pid_space"], fields["host"])
+    except (ValueError, KeyError, TypeError):
+        return False
+    # heartbeat_at=now: only what the OS can say for certain counts; otherwise the lease's expiry decides.
+    return owner_is_gone(identity, heartbeat_at=now, stopped_at=None, now=now)
+
+
+def _describe_owner(owner: str) -> str:
+    try:
+        fields = json.loads(owner)
+        return f"pid {fields['pid']} on {fields['host']}"
+    except (ValueError, KeyError, TypeError):
+        return owner
