@@ -44,6 +44,16 @@ ASSISTANT = "You are a helpful assistant."
 NAMED_WEATHER_CHOICE = {"tool_choice": {"type": "function", "function": {"name": "get_weather"}}}
 
 
+# llama-cpp-python's server, run as `python -m llama_cpp.server` would run it, but loading its model the way
+# LocalModel does: without the AMX weight buffers that crash llama.cpp on CPUs that have AMX (this one does).
+SERVE_ON_ANY_CPU = (
+    "import runpy, llama_cpp\n"
+    "from retinue.models.local import without_extra_buffers_on_amx\n"
+    "with without_extra_buffers_on_amx(llama_cpp):\n"
+    "    runpy.run_module('llama_cpp.server', run_name='__main__', alter_sys=True)\n"
+)
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -70,8 +80,8 @@ def server_url() -> Iterator[str]:
     port = _free_port()
     command = [
         sys.executable,
-        "-m",
-        "llama_cpp.server",
+        "-c",
+        SERVE_ON_ANY_CPU,
         "--model",
         str(find_weights(SERVED_WEIGHTS)),
         "--model_alias",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import codecs
+import contextlib
 import importlib
 import json
 import os
@@ -184,15 +185,24 @@ _default_params_guard = threading.Lock()
 
 
 def _open_llama(llama_cpp: Any, **arguments: Any) -> Any:
-    """`llama_cpp.Llama(**arguments)`, without llama.cpp's extra weight buffers on a CPU with AMX.
+    """`llama_cpp.Llama(**arguments)`, without llama.cpp's extra weight buffers on a CPU with AMX."""
+    with without_extra_buffers_on_amx(llama_cpp):
+        return llama_cpp.Llama(**arguments)
+
+
+@contextlib.contextmanager
+def without_extra_buffers_on_amx(llama_cpp: Any) -> Iterator[None]:
+    """While inside, llama.cpp models load without extra weight buffers if this CPU has AMX.
 
     Built natively on a CPU with AMX (Sapphire Rapids and later), llama.cpp moves the weights into its AMX
     buffers and then crashes the process (SIGSEGV in ggml_backend_amx_mul_mat) on the first decode of a
     Q4_K_M model. `Llama()` takes no argument for the model parameter that turns those buffers off
-    (`use_extra_bufts`), so the engine's default model parameters are swapped while it loads.
+    (`use_extra_bufts`), so the engine's default model parameters are swapped meanwhile. Anything else that
+    loads a model, such as llama-cpp-python's own server, can run inside this too.
     """
     if not _cpu_has_amx():
-        return llama_cpp.Llama(**arguments)
+        yield
+        return
     engine_api = llama_cpp.llama_cpp
     with _default_params_guard:
         defaults = engine_api.llama_model_default_params
@@ -204,7 +214,7 @@ def _open_llama(llama_cpp: Any, **arguments: Any) -> Any:
 
         engine_api.llama_model_default_params = without_extra_buffers
         try:
-            return llama_cpp.Llama(**arguments)
+            yield
         finally:
             engine_api.llama_model_default_params = defaults
 
