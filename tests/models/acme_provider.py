@@ -19,7 +19,6 @@ from retinue.errors import ResponseFormatError
 from retinue.messages import AssistantMessage, ModelRequest, ModelResponse, UserMessage
 from retinue.models.base import TextSink
 from retinue.models.http import post_json
-from retinue.models.pricing import Price
 from retinue.models.provider_api import HttpModel, ProviderApi
 from retinue.models.resolve import Provider, register_provider
 from retinue.usage import Usage
@@ -52,31 +51,8 @@ register_provider(
 class AcmeModel(HttpModel):
     """A model behind Acme's completion API; keys, price and retries work as for `OpenAIModel`."""
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        api_key: str | None = None,
-        base_url: str = ACME_BASE_URL,
-        price: Price | None = None,
-        max_retries: int = 3,
-        timeout: float = 600.0,
-        headers: dict[str, str] | None = None,
-        retry_backoff: float = 0.5,
-    ) -> None:
-        self.model = model
-        self._api = ACME_API.for_model(
-            model,
-            base_url=base_url,
-            path="/v1/complete",
-            api_key=api_key,
-            price=price,
-            headers=headers,
-            max_retries=max_retries,
-            retry_backoff=retry_backoff,
-            timeout=timeout,
-        )
-        self.base_url = self._api.base_url
+    provider_api = ACME_API
+    api_path = "/v1/complete"
 
     async def request(self, request: ModelRequest, on_text: TextSink | None = None) -> ModelResponse:
         self._api.require_key(type(self).__name__)

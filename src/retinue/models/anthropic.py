@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Unpack
 
 from ..errors import BadRequestError, ProviderUnavailableError, ResponseFormatError
 from ..messages import (
@@ -19,8 +19,7 @@ from ..messages import (
 from ..usage import Usage
 from .base import TextSink
 from .http import StreamError, post_json, post_stream
-from .pricing import Price
-from .provider_api import HttpModel, ProviderApi
+from .provider_api import HttpModel, HttpModelOptions, ProviderApi
 from .resolve import Provider, register_provider
 
 ANTHROPIC_BASE_URL = "https://api.anthropic.com"
@@ -75,33 +74,12 @@ class AnthropicModel(HttpModel):
     ever sent to Anthropic.
     """
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        api_key: str | None = None,
-        base_url: str = ANTHROPIC_BASE_URL,
-        price: Price | None = None,
-        max_retries: int = 3,
-        timeout: float = 600.0,
-        cache_prompt: bool = True,
-        headers: dict[str, str] | None = None,
-        retry_backoff: float = 0.5,
-    ) -> None:
-        self.model = model
+    provider_api = ANTHROPIC_API
+    api_path = "/v1/messages"
+
+    def __init__(self, model: str, *, cache_prompt: bool = True, **options: Unpack[HttpModelOptions]) -> None:
+        super().__init__(model, **options)
         self.cache_prompt = cache_prompt
-        self._api = ANTHROPIC_API.for_model(
-            model,
-            base_url=base_url,
-            path="/v1/messages",
-            api_key=api_key,
-            price=price,
-            headers=headers,
-            max_retries=max_retries,
-            retry_backoff=retry_backoff,
-            timeout=timeout,
-        )
-        self.base_url = self._api.base_url
         self._count_endpoint = self._api.endpoint.at(f"{self.base_url}/v1/messages/count_tokens")
 
     async def request(self, request: ModelRequest, on_text: TextSink | None = None) -> ModelResponse:

@@ -19,7 +19,6 @@ from ..messages import (
 from ..usage import Usage
 from .base import TextSink
 from .http import StreamError, post_json, post_stream
-from .pricing import Price
 from .provider_api import HttpModel, ProviderApi
 from .resolve import Provider, register_provider
 
@@ -74,31 +73,8 @@ class OpenAIModel(HttpModel):
     time, unless the server says how long to wait.
     """
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        api_key: str | None = None,
-        base_url: str = OPENAI_BASE_URL,
-        price: Price | None = None,
-        max_retries: int = 3,
-        timeout: float = 600.0,
-        headers: dict[str, str] | None = None,
-        retry_backoff: float = 0.5,
-    ) -> None:
-        self.model = model
-        self._api = OPENAI_API.for_model(
-            model,
-            base_url=base_url,
-            path="/chat/completions",
-            api_key=api_key,
-            price=price,
-            headers=headers,
-            max_retries=max_retries,
-            retry_backoff=retry_backoff,
-            timeout=timeout,
-        )
-        self.base_url = self._api.base_url
+    provider_api = OPENAI_API
+    api_path = "/chat/completions"
 
     async def request(self, request: ModelRequest, on_text: TextSink | None = None) -> ModelResponse:
         self._api.require_key(type(self).__name__)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar, TypedDict
 from urllib.parse import urlsplit
 
 from ..errors import AuthenticationError
@@ -137,15 +138,53 @@ class ModelApi:
         return None if self.price is None else self.price.cost(usage)
 
 
-class HttpModel:
-    """What every model over a provider's HTTP API shows the same way: price, identity, repr and closing.
+class HttpModelOptions(TypedDict, total=False):
+    """`HttpModel`'s keyword arguments, for a provider's model class that adds its own."""
 
-    A provider's model class sets `self._api` (from `ProviderApi.for_model`) and `self.base_url` in its
-    constructor, and writes only its `request`.
+    api_key: str | None
+    base_url: str | None
+    price: Price | None
+    max_retries: int
+    timeout: float
+    headers: dict[str, str] | None
+    retry_backoff: float
+
+
+class HttpModel:
+    """What every model over a provider's HTTP API sets up and shows the same way.
+
+    A provider's model class names its `provider_api` and the `api_path` it posts to, and writes only its
+    `request`. The constructor builds the endpoint, key and price (`base_url` defaults to the provider's).
     """
 
-    _api: ModelApi
-    base_url: str
+    provider_api: ClassVar[ProviderApi]
+    api_path: ClassVar[str]
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        price: Price | None = None,
+        max_retries: int = 3,
+        timeout: float = 600.0,
+        headers: dict[str, str] | None = None,
+        retry_backoff: float = 0.5,
+    ) -> None:
+        self.model = model
+        self._api = self.provider_api.for_model(
+            model,
+            base_url=base_url or self.provider_api.base_url,
+            path=self.api_path,
+            api_key=api_key,
+            price=price,
+            headers=headers,
+            max_retries=max_retries,
+            retry_backoff=retry_backoff,
+            timeout=timeout,
+        )
+        self.base_url = self._api.base_url
 
     @property
     def price(self) -> Price | None:
