@@ -54,8 +54,7 @@ Ask ask_cars or ask_weather only if the user mentions a car or the weather. Pass
 Bookings: book only an option a specialist found and the traveller explicitly chose; a plan is not a booking. A
 booking that was not approved is not retried: say in your plan what you would book.
 Use record_decision only for a choice the traveller made that every specialist must respect, never for the plan.
-Today is {FIRST_DAY.isoformat()}. Trips can be booked from {FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}. \
-Prices are in US dollars. Never book or cancel for someone who has not authorised the person asking."""
+{DATES} Never book or cancel for someone who has not authorised the person asking."""
 
 # Asked for "the best options" briefly, the 1.5B's hotels specialist described the search ("the hotels are sorted
 # by price and include options for wifi...") and named no hotel: one line per option, field by field, it follows.
