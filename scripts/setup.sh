@@ -15,6 +15,8 @@ command -v bwrap >/dev/null || packages="$packages bubblewrap"
 if $dev; then
   command -v chromium >/dev/null || packages="$packages chromium"
   command -v node >/dev/null || packages="$packages nodejs npm"
+  # Durable-run tests start throwaway PostgreSQL clusters (initdb + pg_ctl); Debian keeps them off PATH.
+  command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || packages="$packages postgresql"
 fi
 if [ -n "$packages" ]; then
   echo "== apt-get install$packages"

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .context.budget import ContextLimit, TokenEstimator, output_reserve, request_breakdown
-from .context.policies import CompactingPolicy
+from .context.compacting import CompactingPolicy
 from .messages import AssistantMessage, Message, ToolResultsMessage, UserMessage
 from .model_calls import build_request
 from .models.base import Model

@@ -25,10 +25,10 @@ from typing import Literal, TypeAlias
 
 import pydantic
 
+from ..context.summarize import summarize_turns
 from ..errors import ConfigurationError, ToolError
 from ..limits import Limits
-from ..messages import AssistantMessage, Message, ModelRequest, ToolCall, ToolResultsMessage, UserMessage
-from ..model_calls import send_request
+from ..messages import AssistantMessage, Message, ToolCall
 from ..run_context import RunContext
 from ..tools import Tool
 from .subagents import answer_text, describe_ending, run_sub_agent
@@ -163,27 +163,12 @@ async def _shared_summary(context: RunContext, instructions: str) -> str:
 
 
 async def _summarise(context: RunContext, instructions: str) -> str:
-    model = context.agent.resolved_model()
-    transcript = render_transcript(_forkable_history(context.messages))
-    request = ModelRequest(instructions=instructions, messages=[UserMessage(transcript)], tools=[])
-    response = await send_request(context, model, request, purpose="summary")
-    return response.message.text.strip()
-
-
-def render_transcript(messages: list[Message], max_tool_output_chars: int = 600) -> str:
-    """A conversation as plain text, tool outputs shortened, for a summariser to read."""
-    lines: list[str] = []
-    for message in messages:
-        if isinstance(message, UserMessage):
-            lines.append(f"User: {message.content}")
-        elif isinstance(message, AssistantMessage):
-            if message.text:
-                lines.append(f"Assistant: {message.text}")
-            lines.extend(f"Assistant called {call.name}({call.arguments})" for call in message.tool_calls)
-        elif isinstance(message, ToolResultsMessage):
-            for result in message.results:
-                content = result.content
-                if len(content) > max_tool_output_chars:
-                    content = content[:max_tool_output_chars] + f" [... {len(result.content)} chars in all]"
-                lines.append(f"{result.name} returned: {content}")
-    return "\n".join(lines)
+    summary, _ = await summarize_turns(
+        context,
+        context.agent.resolved_model(),
+        _forkable_history(context.messages),
+        instructions=instructions,
+        purpose="summary",
+        tool_output_chars=600,
+    )
+    return summary

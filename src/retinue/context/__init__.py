@@ -30,16 +30,10 @@ from .budget import (
     family_factor,
     request_breakdown,
 )
+from .compacting import CompactingPolicy, CompactionJob, ContextStatus, NoCompaction
 from .conversation import exchanges, head_end, render_transcript
-from .policies import (
-    SUMMARY_INSTRUCTIONS,
-    CompactingPolicy,
-    CompactionJob,
-    ContextStatus,
-    DropToolOutputs,
-    NoCompaction,
-    Summarize,
-)
+from .drop_outputs import DropToolOutputs
+from .summarize import SUMMARY_INSTRUCTIONS, Summarize, summarize_turns
 from .workspace import READ_TOOL_NAME, OutputStore
 
 __all__ = [
@@ -63,4 +57,5 @@ __all__ = [
     "head_end",
     "render_transcript",
     "request_breakdown",
+    "summarize_turns",
 ]

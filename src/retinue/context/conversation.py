@@ -54,12 +54,15 @@ def is_context_note(message: Message) -> bool:
     return isinstance(message, UserMessage) and message.content.startswith((SUMMARY_MARK, NOTE_MARK))
 
 
-def render_transcript(messages: Sequence[Message]) -> str:
-    """The messages as plain text: what a summarizer reads and what is stored when turns are dropped."""
-    return "\n\n".join(render_message(message) for message in messages)
+def render_transcript(messages: Sequence[Message], *, tool_output_chars: int | None = None) -> str:
+    """The messages as plain text: what a summarizer reads and what is stored when turns are dropped.
+
+    `tool_output_chars` shortens each tool output to that many characters (a clone's brief needs the gist).
+    """
+    return "\n\n".join(render_message(message, tool_output_chars=tool_output_chars) for message in messages)
 
 
-def render_message(message: Message) -> str:
+def render_message(message: Message, *, tool_output_chars: int | None = None) -> str:
     if isinstance(message, UserMessage):
         label = "Earlier context" if is_context_note(message) else "User"
         return f"{label}: {message.content}"
@@ -74,7 +77,10 @@ def render_message(message: Message) -> str:
     lines = []
     for result in message.results:
         label = "Error from" if result.is_error else "Result of"
-        lines.append(f"{label} {result.name} [id {result.tool_call_id}]:\n{result.content}")
+        content = result.content
+        if tool_output_chars is not None and len(content) > tool_output_chars:
+            content = f"{content[:tool_output_chars]} [... {len(result.content):,} characters in all]"
+        lines.append(f"{label} {result.name} [id {result.tool_call_id}]:\n{content}")
     return "\n".join(lines)
 
 

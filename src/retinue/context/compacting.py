@@ -1,4 +1,4 @@
-"""Context policies: keep a long run inside its model's window, and tell people when they act.
+"""The compacting policy's core: keep a long run inside its model's window, and tell people when it acts.
 
 `CompactingPolicy` does the accounting every policy needs: before each call it
 estimates the request, compares it with the limit (the model's window less
@@ -8,12 +8,12 @@ passes `compact_at` of that limit, and stops the run with
 offloads large tool outputs to the run's workspace. Subclasses only decide
 *how* to compact:
 
-- `Summarize`: older exchanges are replaced by a summary written by the model
+- `Summarize` (summarize.py): older exchanges are replaced by a summary written by the model
   (or a cheaper `summarizer`), which keeps decisions, open questions and
   pointers to what was dropped.
-- `DropToolOutputs`: older tool outputs are replaced by a placeholder naming
+- `DropToolOutputs` (drop_outputs.py): older tool outputs are replaced by a placeholder naming
   where to read them again; if that is not enough, the oldest exchanges go.
-- `NoCompaction`: nothing is rewritten, but the window is still checked.
+- `NoCompaction` (here): nothing is rewritten, but the window is still checked.
 
 Compaction aims below `compact_to` of the limit rather than just below the
 trigger, so it happens rarely: every compaction rewrites the conversation and
@@ -40,10 +40,8 @@ from ..messages import (
     ModelRequest,
     ModelSettings,
     ToolResult,
-    ToolResultsMessage,
-    UserMessage,
 )
-from ..model_calls import build_request, send_request
+from ..model_calls import build_request
 from ..models.base import Model
 from ..models.windows import context_window_of
 from ..run_context import RunContext
@@ -52,20 +50,12 @@ from ..usage import Usage
 from . import workspace
 from .budget import ContextLimit, TokenCounter, TokenEstimator, output_reserve
 from .conversation import (
-    NOTE_MARK,
-    SUMMARY_MARK,
     exchanges,
     head_end,
-    is_context_note,
-    render_message,
-    render_transcript,
-    tool_call_counts,
 )
-from .workspace import READ_TOOL_NAME, OutputStore, handle_in_preview
+from .workspace import READ_TOOL_NAME, OutputStore
 
 _STATE_KEY = "retinue.context:"
-_DROPPED_MARK = "[Dropped output of "
-_MIN_DROPPED_CHARS = 400
 # Exact counts cost a round trip, so they are fetched only once an estimate is this close to the trigger.
 _EXACT_COUNT_FROM = 0.8
 
@@ -448,214 +438,6 @@ class NoCompaction(CompactingPolicy):
         return None
 
 
-SUMMARY_INSTRUCTIONS = """\
-You compress the earlier part of an AI agent's working conversation so the agent can continue its task \
-without it. Write a summary the agent will read in place of those turns. Keep, in this order:
-1. Progress towards the goal: what has been done and what was found (exact numbers, names, identifiers).
-2. Decisions made and why, and approaches that failed (so they are not retried).
-3. Open questions and the next steps that were planned.
-4. Pointers to anything dropped that may be needed again: file paths, URLs, ids, and stored-output handles \
-(such as out_1a2b3c4d_3) with what each one holds.
-Be concise and factual; do not invent anything; write no preamble."""
-
-
-@dataclass(frozen=True, kw_only=True, eq=False)
-class Summarize(CompactingPolicy):
-    """Replace older exchanges with a summary written by a model.
-
-    Args:
-        summarizer: The model that writes summaries, or a model string; by default the agent's own.
-            A cheaper model is usually enough (for example "anthropic:claude-haiku-4-5" for a Sonnet agent).
-        summary_max_tokens: The longest summary asked for.
-        summary_instructions: The summarizer's system prompt.
-    """
-
-    summarizer: Model | str | None = None
-    summary_max_tokens: int = 1_000
-    summary_instructions: str = SUMMARY_INSTRUCTIONS
-    strategy: ClassVar[str] = "summarize"
-
-    async def compact(self, job: CompactionJob) -> list[Message] | None:
-        messages = job.messages
-        kept_head = head_end(messages)
-        pieces = exchanges(messages, kept_head)
-        if len(pieces) < 2:
-            return None
-        fixed = job.measure(messages[:kept_head])
-        allowance = job.estimator.scale(self.summary_max_tokens)
-        room = job.target_tokens - fixed - allowance
-        # The newest exchanges stay verbatim, as many as fit; the last one always does.
-        tail_start = pieces[-1].start
-        tail_tokens = job.estimator.messages(messages[tail_start:])
-        for piece in reversed(pieces[:-1]):
-            size = job.estimator.messages(messages[piece.start : piece.stop])
-            if tail_tokens + size > room:
-                break
-            tail_tokens += size
-            tail_start = piece.start
-        dropped = messages[kept_head:tail_start]
-        # Summarizing less than a summary's length, or nothing but the last summary, would cost a
-        # call and gain nothing.
-        if all(is_context_note(message) for message in dropped) or job.estimator.messages(dropped) <= allowance:
-            return None
-        handle = job.keep_text(render_transcript(dropped))
-        summarizer = self._summarizer(job.model)
-        goal = messages[kept_head - 1] if kept_head else None
-        summary = await self._summarize(job, summarizer, goal, dropped)
-        note = _summary_note(summary, dropped, handle)
-        return [*messages[:kept_head], note, *messages[tail_start:]]
-
-    def _summarizer(self, agent_model: Model) -> Model:
-        if self.summarizer is None:
-            return agent_model
-        if isinstance(self.summarizer, str):
-            from ..models.resolve import resolve_model  # providers load only when a string names one
-
-            return resolve_model(self.summarizer)
-        return self.summarizer
-
-    async def _summarize(
-        self, job: CompactionJob, summarizer: Model, goal: Message | None, dropped: Sequence[Message]
-    ) -> str:
-        goal_text = f"The agent's goal:\n{goal.content}\n\n" if isinstance(goal, UserMessage) else ""
-        summary = ""
-        for chunk in self._chunks(summarizer, dropped):
-            earlier = f"Summary of the turns before these:\n{summary}\n\n" if summary else ""
-            request = ModelRequest(
-                instructions=self.summary_instructions,
-                messages=[
-                    UserMessage(f"{goal_text}{earlier}The turns to summarize:\n\n{chunk}\n\nWrite the summary now.")
-                ],
-                tools=[],
-                settings=ModelSettings(max_tokens=self.summary_max_tokens),
-            )
-            response = await send_request(job.context, summarizer, request, purpose="compaction")
-            job.sent_usage.add(response.usage)
-            summary = response.message.text.strip() or summary
-        return summary or "(The summarizer returned no text.)"
-
-    def _chunks(self, summarizer: Model, dropped: Sequence[Message]) -> list[str]:
-        # A summarizer with a smaller window than the agent's reads the dropped turns in parts,
-        # folding each part into the summary so far.
-        window = context_window_of(summarizer)
-        rendered = [render_message(message) for message in dropped]
-        if window is None:
-            return ["\n\n".join(rendered)]
-        estimator = TokenEstimator(summarizer.model_id)
-        room = max((window - 2 * self.summary_max_tokens) // 2, 1)
-        chunks: list[str] = []
-        current: list[str] = []
-        size = 0
-        longest = room * 3  # characters: under `room` tokens at any plausible chars-per-token
-        for text in rendered:
-            if len(text) > longest:
-                text = f"{text[:longest]}\n[... {len(text) - longest:,} characters cut for the summarizer]"
-            tokens = estimator.text(text)
-            if current and size + tokens > room:
-                chunks.append("\n\n".join(current))
-                current, size = [], 0
-            current.append(text)
-            size += tokens
-        chunks.append("\n\n".join(current))
-        return chunks
-
-
-@dataclass(frozen=True, kw_only=True, eq=False)
-class DropToolOutputs(CompactingPolicy):
-    """Replace the oldest tool outputs with placeholders naming where to read them again; no model call.
-
-    Args:
-        drop_exchanges: When placeholders alone do not bring the request under the target, remove the
-            oldest exchanges whole (stored, and named in a note after the goal).
-    """
-
-    drop_exchanges: bool = True
-    strategy: ClassVar[str] = "drop_tool_outputs"
-
-    async def compact(self, job: CompactionJob) -> list[Message] | None:
-        messages = list(job.messages)
-        kept_head = head_end(messages)
-        pieces = exchanges(messages, kept_head)
-        if len(pieces) < 2:
-            return None
-        changed = False
-        tokens = job.measure(messages)
-        for piece in pieces[:-1]:
-            if tokens <= job.target_tokens:
-                break
-            index = piece.stop - 1
-            old = messages[index]
-            if not isinstance(old, ToolResultsMessage):
-                continue
-            new = ToolResultsMessage([self._placeholder(result, job) for result in old.results])
-            tokens += job.estimator.message(new) - job.estimator.message(old)
-            if new.results != old.results:
-                messages[index] = new
-                changed = True
-        if tokens > job.target_tokens and self.drop_exchanges:
-            dropped_to = self._drop_oldest(job, messages, kept_head, pieces, tokens)
-            if dropped_to is not None:
-                return dropped_to
-        return messages if changed else None
-
-    def _placeholder(self, result: ToolResult, job: CompactionJob) -> ToolResult:
-        # A placeholder costs some 50 tokens: replacing anything shorter would grow the conversation.
-        if result.content.startswith(_DROPPED_MARK) or len(result.content) < _MIN_DROPPED_CHARS:
-            return result
-        handle = handle_in_preview(result.content) or job.keep_text(result.content)
-        where = (
-            f"It is stored: read it with read_tool_output(handle='{handle}') if you need it."
-            if handle is not None
-            else "Call the tool again if you need it."
-        )
-        text = f"{_DROPPED_MARK}{result.name} ({len(result.content):,} characters) to save context. {where}]"
-        return ToolResult(result.tool_call_id, result.name, text, result.is_error)
-
-    def _drop_oldest(
-        self, job: CompactionJob, messages: list[Message], kept_head: int, pieces: list[range], tokens: int
-    ) -> list[Message] | None:
-        start = kept_head
-        # An earlier note goes with the dropped turns: its pointers stay reachable through the stored text.
-        if pieces and is_context_note(messages[pieces[0].start]):
-            pieces = pieces[1:]
-        drop_to = start
-        for piece in pieces[:-1]:
-            if tokens <= job.target_tokens:
-                break
-            tokens -= job.estimator.messages(messages[piece.start : piece.stop])
-            drop_to = piece.stop
-        if drop_to == start:
-            return None
-        dropped = messages[start:drop_to]
-        handle = job.keep_text(render_transcript(dropped))
-        calls = tool_call_counts(dropped)
-        count = sum(1 for message in dropped if not is_context_note(message))
-        where = (
-            f" Their full text (with any earlier note) is stored: read_tool_output(handle='{handle}')."
-            if handle is not None
-            else ""
-        )
-        note = UserMessage(
-            f"{NOTE_MARK} {count} earlier messages were removed to fit the context window"
-            f"{f' (tool calls: {calls})' if calls else ''}.{where}"
-        )
-        return [*messages[:start], note, *messages[drop_to:]]
-
-
-def _summary_note(summary: str, dropped: Sequence[Message], handle: str | None) -> UserMessage:
-    calls = tool_call_counts(dropped)
-    pointer = (
-        f" Their full text is stored: read it with read_tool_output(handle='{handle}') if a detail is missing."
-        if handle is not None
-        else ""
-    )
-    return UserMessage(
-        f"{SUMMARY_MARK} {len(dropped)} earlier messages"
-        f"{f' (tool calls: {calls})' if calls else ''} were replaced by this summary to fit the context "
-        f"window.{pointer}\n\n{summary}"
-    )
-
-
 def _request_builder(context: RunContext) -> Callable[[Sequence[Message]], ModelRequest]:
     """The request the loop is about to send, built around any conversation: what the policy measures."""
     agent, last_turn = context.agent, context.budget.must_answer_now()
@@ -682,11 +464,4 @@ def _notify(context: RunContext, kind: str, message: str, data: dict[str, object
         )
 
 
-__all__ = [
-    "CompactingPolicy",
-    "CompactionJob",
-    "ContextStatus",
-    "DropToolOutputs",
-    "NoCompaction",
-    "Summarize",
-]
+__all__ = ["CompactingPolicy", "CompactionJob", "ContextStatus", "NoCompaction"]
