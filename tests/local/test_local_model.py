@@ -23,13 +23,9 @@ from retinue.messages import (
     UserMessage,
 )
 from retinue.models.base import Model
-from retinue.models.local import (
-    DEFAULT_LOCAL_MODEL,
-    LOCAL_WEIGHTS_PACKAGES,
-    LocalModel,
-    _decode_json_string_prefix,
-    _engines,
-)
+from retinue.models.local import DEFAULT_LOCAL_MODEL, LOCAL_WEIGHTS_PACKAGES, LocalModel
+from retinue.models.local_engine import _engines
+from retinue.models.local_replies import _decode_json_string_prefix
 
 local_model = pytest.mark.local_model
 ASSISTANT = "You are a helpful assistant."
@@ -476,12 +472,12 @@ async def test_a_repeated_request_samples_the_same_reply_whether_its_prefix_was_
 
 def test_the_grammar_of_every_travel_tool_parses_with_bounded_free_text() -> None:
     llama_cpp = pytest.importorskip("llama_cpp")
-    from retinue.models.local import _HermesToolCalls, _JsonEnvelope
+    from retinue.models.local_replies import HermesToolCalls, JsonEnvelope
     from retinue_travel.tools import all_tools
     from retinue_travel.world import TravelWorld
 
     schemas = [item.schema for item in all_tools(TravelWorld(seed=0))]
-    for reply_format in (_JsonEnvelope(), _HermesToolCalls(template_lists_tools=True)):
+    for reply_format in (JsonEnvelope(), HermesToolCalls(template_lists_tools=True)):
         grammar = reply_format.grammar(llama_cpp, schemas, required=False)
         # llama.cpp's own parser accepts it (a schema maxLength, expanded by llama-cpp-python, crashed it)
         assert llama_cpp.LlamaGrammar.from_string(grammar, verbose=False) is not None

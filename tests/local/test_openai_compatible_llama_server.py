@@ -48,7 +48,7 @@ NAMED_WEATHER_CHOICE = {"tool_choice": {"type": "function", "function": {"name":
 # LocalModel does: without the AMX weight buffers that crash llama.cpp on CPUs that have AMX (this one does).
 SERVE_ON_ANY_CPU = (
     "import runpy, llama_cpp\n"
-    "from retinue.models.local import without_extra_buffers_on_amx\n"
+    "from retinue.models.local_engine import without_extra_buffers_on_amx\n"
     "with without_extra_buffers_on_amx(llama_cpp):\n"
     "    runpy.run_module('llama_cpp.server', run_name='__main__', alter_sys=True)\n"
 )

@@ -6,7 +6,9 @@ These run without the weights: they check the prompt text and the guards that de
 from __future__ import annotations
 
 from retinue.messages import AssistantMessage, ToolCall, ToolResult, ToolResultsMessage, ToolSchema, UserMessage
-from retinue.models.local import _end_of_first_copy, _JsonEnvelope, _overused_tool, _ParsedReply
+from retinue.models.local import _overused_tool
+from retinue.models.local_engine import end_of_first_copy
+from retinue.models.local_replies import JsonEnvelope, ParsedReply
 
 SEARCH = ToolSchema(
     name="search_flights",
@@ -23,7 +25,7 @@ SEARCH = ToolSchema(
 
 
 def test_the_example_call_fills_in_only_the_required_arguments_and_names_the_optional_ones() -> None:
-    described = _JsonEnvelope().describe([SEARCH], required=False)
+    described = JsonEnvelope().describe([SEARCH], required=False)
 
     assert '{"tool": "search_flights", "arguments": {"origin": "<City or airport code>"}}' in described
     assert '"passengers"' not in described
@@ -35,8 +37,8 @@ def turn_calling(name: str, n: int) -> list[AssistantMessage | ToolResultsMessag
     return [AssistantMessage(tool_calls=[call]), ToolResultsMessage([ToolResult(call.id, name, "Recorded.")])]
 
 
-def reply_calling(name: str) -> _ParsedReply:
-    return _ParsedReply(tool_calls=[ToolCall("call_next", name, {"topic": "return date", "value": "2026-12-30"})])
+def reply_calling(name: str) -> ParsedReply:
+    return ParsedReply(tool_calls=[ToolCall("call_next", name, {"topic": "return date", "value": "2026-12-30"})])
 
 
 def test_a_tool_called_on_each_of_the_last_three_turns_is_taken_away_for_the_next() -> None:
@@ -65,9 +67,9 @@ PLAN = "The flight is NS120 (Northstar Airlines) and the hotel is H-JFK-02 Nimbu
 def test_a_reply_that_repeats_a_passage_three_times_ends_after_the_first_copy() -> None:
     # What Qwen2.5-Coder-1.5B wrote as a travel lead, twenty times over, until its token limit.
     opening = '{"answer": "The trip costs $1,388. '
-    assert _end_of_first_copy(opening + PLAN * 2) is None  # twice may be meant
+    assert end_of_first_copy(opening + PLAN * 2) is None  # twice may be meant
     looping = opening + PLAN * 3 + PLAN[:17]  # checked every few tokens: the end falls anywhere in a copy
-    end = _end_of_first_copy(looping)
+    end = end_of_first_copy(looping)
     assert end is not None
     # The opening and one copy of the plan (where a copy starts is ambiguous by the ". " both end with).
     kept = looping[:end]
@@ -75,5 +77,5 @@ def test_a_reply_that_repeats_a_passage_three_times_ends_after_the_first_copy() 
 
 
 def test_short_repeats_and_rules_are_not_loops() -> None:
-    assert _end_of_first_copy("ok. " * 50) is None  # shorter than a sentence worth cutting
-    assert _end_of_first_copy("| a | b |\n" + "-" * 300) is None  # a rule, not a repeated passage
+    assert end_of_first_copy("ok. " * 50) is None  # shorter than a sentence worth cutting
+    assert end_of_first_copy("| a | b |\n" + "-" * 300) is None  # a rule, not a repeated passage
