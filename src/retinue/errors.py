@@ -1,11 +1,40 @@
-"""Every error retinue raises, in one place.
+"""Every error retinue raises, in one tree.
 
 Each message says what went wrong and what to do about it. Errors that happen
 inside a run (a tool failing, a limit reached) do not crash the run: they end
 up in the run's result or go back to the model as a tool result. The classes
-here are for what the *caller* must fix.
-"""
+here are for what the *caller* must fix; `except RetinueError` catches them all.
 
+    RetinueError
+    ├── ConfigurationError             an agent, tool or model set up in a way that cannot work
+    │   ├── ToolDefinitionError        a function that cannot become a tool
+    │   ├── MissingDependencyError     an optional extra is needed (names the pip command)
+    │   └── UnknownModelError          a model string naming no known provider
+    ├── ModelError                     a provider failed in a way retrying cannot fix
+    │   ├── AuthenticationError        401/403
+    │   ├── BadRequestError            400/404/422
+    │   ├── RateLimitError             429 after every retry
+    │   ├── ProviderUnavailableError   5xx, timeouts, dropped connections after every retry
+    │   ├── ResponseFormatError        a reply that breaks the provider's own protocol
+    │   └── ScriptExhaustedError       a ScriptedModel asked past its script
+    ├── OutputValidationError          the final answer never matched `output_type`
+    ├── RunInterrupted                 Ctrl-C inside a tool (ends the run as cancelled; never reaches callers)
+    ├── ToolError                      raised in a tool: the message goes to the model
+    │   └── ToolOutputError            a return value that cannot be rendered as text
+    ├── ContextWindowExceeded          the next request cannot fit, even compacted
+    ├── JournalError                   a durable run's journal cannot be used as asked
+    │   ├── RunLeasedError             another process holds the run
+    │   └── LeaseLostError             this process lost the run to another
+    ├── StoreError (retinue.store)     the trace store cannot do what was asked
+    │   ├── UnusableStoreError         the file is not a usable trace store
+    │   └── InterruptedRunError        the process that asked for an approval has ended
+    ├── SandboxError (retinue.sandbox) the sandbox cannot do what was asked
+    │   ├── IsolationUnavailableError  no OS isolation on this machine, and why
+    │   ├── SandboxStartError          the sandboxed interpreter did not come up
+    │   ├── SandboxStateError          the sandbox is not running
+    │   └── WorkspacePathError         a path outside the workspace or through a symlink
+    └── MCPServerError (retinue.mcp)   an MCP server failed or broke its protocol
+"""
 from __future__ import annotations
 
 
@@ -73,12 +102,12 @@ class OutputValidationError(RetinueError):
     """The model's final answer did not match `output_type` after every allowed retry."""
 
 
-class ApprovalDenied(RetinueError):
-    """A human (or approval policy) refused a consequential action."""
-
-
 class RunInterrupted(RetinueError):
-    """The run was cancelled from outside before it finished."""
+    """A KeyboardInterrupt inside a tool, carried to the loop as an exception asyncio does not re-raise.
+
+    asyncio lets a KeyboardInterrupt escape the event loop from whichever task raised it, past the run's own
+    handling; this one ends the run (and the tree of runs above it) as cancelled instead.
+    """
 
 
 class ToolError(RetinueError):

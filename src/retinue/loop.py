@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeAlias
 import pydantic
 
 from . import approvals
-from .errors import ConfigurationError, OutputValidationError, ToolError, ToolOutputError
+from .errors import ConfigurationError, OutputValidationError, RunInterrupted, ToolError, ToolOutputError
 from .events import (
     ApprovalRequested,
     ApprovalResolved,
@@ -157,14 +157,6 @@ class Cancelled:
 
 
 RunEnding: TypeAlias = Completed[OutputT] | Stopped | Failed | Cancelled
-
-
-class RunInterrupted(Exception):
-    """A KeyboardInterrupt inside a tool, carried to the loop as an exception asyncio does not re-raise.
-
-    asyncio lets a KeyboardInterrupt escape the event loop from whichever task raised it, past the run's own
-    handling; this one ends the run as cancelled instead.
-    """
 
 
 # -- the start of a run ------------------------------------------------------------------------

@@ -1,14 +1,15 @@
 """The sandbox's exceptions and its one warning.
 
 They subclass ``SandboxError`` so callers can catch everything the sandbox
-raises in one place; the lead engineer re-parents ``SandboxError`` under
-retinue's base error class.
+raises in one place, and ``SandboxError`` is a ``RetinueError`` like every other error retinue raises.
 """
 
 from __future__ import annotations
 
+from ..errors import RetinueError
 
-class SandboxError(Exception):
+
+class SandboxError(RetinueError):
     """Base class of every error raised by ``retinue.sandbox``."""
 
 

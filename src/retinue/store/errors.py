@@ -1,7 +1,7 @@
 """What the trace store raises for its callers to fix or to show a person.
 
-They belong with the rest in `retinue.errors`; they live here until that
-module takes them.
+They are part of the tree drawn in `retinue.errors`; they live beside the store, as the sandbox's live beside
+the sandbox, so that `retinue.errors` names only what every run can raise.
 """
 
 from __future__ import annotations
