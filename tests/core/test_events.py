@@ -140,8 +140,8 @@ async def test_breaking_out_of_a_stream_cancels_the_run_soon_after() -> None:
 
 
 async def test_a_stream_whose_run_cannot_start_fails_instead_of_hanging() -> None:
-    # BUG: Agent.stream waits on its queue for a RunFinished that never comes when run_loop raises
-    # before its try block (here: the model string cannot be resolved), so the caller hangs forever.
+    # A run that fails before its first turn (here: the model string names no provider) still ends its
+    # stream with RunFinished, so a consumer is never left waiting.
     agent = Agent("a", model="no-such-model")
 
     async def consume() -> list[Event]:

@@ -139,8 +139,8 @@ async def test_max_wall_seconds_stops_a_slow_tool() -> None:
 
 
 async def test_a_run_stopped_during_a_tool_call_leaves_a_history_that_can_be_continued() -> None:
-    # BUG: the assistant's tool call is kept without any tool result, and providers reject a history in
-    # which a tool call has no result, so `run(history=result.messages)` cannot continue this conversation.
+    # Providers reject a history in which a tool call has no result, so a call cut off by a limit gets one
+    # saying so, and `run(history=result.messages)` can continue the conversation.
     @tool
     async def crawl() -> str:
         await asyncio.sleep(5)
@@ -205,8 +205,8 @@ class CannedOpenAIModel(OpenAIModel):
 
 
 async def test_a_dollar_limit_works_with_a_model_given_its_own_price() -> None:
-    # BUG: loop._check_cost_limit_is_enforceable only looks the model id up in the price table, so the
-    # fix its own error message recommends (OpenAIModel(..., price=Price(...))) is refused as well.
+    # A dollar limit needs a price: a model given its own (the fix the error message for unpriced models
+    # recommends) is priced by it, not by the table.
     model = CannedOpenAIModel("my-finetune", api_key="unused", price=Price(input=1.0, output=2.0))
     result = await Agent("a", model=model, limits=Limits(max_cost_usd=1.0)).run("go")
     assert result.status == "completed", result.error

@@ -169,7 +169,8 @@ async def test_a_tools_own_timeout_wins_over_the_agent_timeout() -> None:
 
 
 async def test_a_timeout_raised_by_the_tool_itself_is_reported_like_any_exception() -> None:
-    # BUG: with no timeout configured, the loop formats `None` with ':g' and the whole run fails with TypeError.
+    # A TimeoutError from the tool's own code is not the tool's timeout (none is configured here): it is an
+    # error result like any other, and the run goes on.
     @tool
     async def fetch(url: str) -> str:
         raise TimeoutError("the server did not answer")
@@ -182,8 +183,8 @@ async def test_a_timeout_raised_by_the_tool_itself_is_reported_like_any_exceptio
 
 @pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")
 async def test_a_sync_wrapper_around_an_async_tool_is_awaited() -> None:
-    # BUG: Tool.invoke awaits what a sync function returns only when run_in_thread=False; in the default
-    # thread path the coroutine comes back unawaited and the model reads '"<coroutine object ...>"'.
+    # A sync decorator around an async function returns a coroutine; whichever way the tool runs, it is
+    # awaited, so the model reads the result and never '"<coroutine object ...>"'.
     def logged(function: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(function)
         def wrapper(**kwargs: Any) -> Any:
