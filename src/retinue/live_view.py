@@ -95,49 +95,50 @@ class LiveView:
 
     def __call__(self, event: Event) -> None:
         view = self._runs.get(event.run_id)
-        if isinstance(event, RunStarted):
-            self._started(event)
-        elif view is None:
-            return
-        elif isinstance(event, ModelRequestSent):
-            view.turn = event.turn
-            view.activity = f"thinking (turn {event.turn})"
-        elif isinstance(event, ModelResponseReceived):
-            view.usage.add(event.response.usage)
-            calls = event.response.message.tool_calls
-            view.activity = "calling " + ", ".join(call.name for call in calls) if calls else "answering"
-            if not self.interactive:
-                self._log(view, f"turn {event.turn}: {_usage_text(event.response.usage)}, "
-                                f"{_seconds(event.duration_seconds)}")  # fmt: skip
-        elif isinstance(event, ToolCallStarted):
-            described = f"{event.call.name}({_arguments(event.call.arguments)})"
-            view.tools[event.call.id] = described
-            view.activity = "running " + "; ".join(view.tools.values())
-            if not self.interactive:
-                self._log(view, f"→ {described}")
-        elif isinstance(event, ToolCallFinished):
-            view.tools.pop(event.call.id, None)
-            view.activity = ("running " + "; ".join(view.tools.values())) if view.tools else "thinking"
-            if not self.interactive or event.result.is_error:
-                mark = "✗" if event.result.is_error else "←"
-                self._log(view, f"{mark} {event.call.name}: {_one_line(event.result.content, 100)} "
-                                f"({_seconds(event.duration_seconds)})")  # fmt: skip
-        elif isinstance(event, ApprovalRequested):
-            view.activity = f"waiting for approval: {event.call.name}({_arguments(event.call.arguments)})"
-            self._log(view, f"approval needed: {event.call.name}({_arguments(event.call.arguments)})")
-        elif isinstance(event, ApprovalResolved):
-            verdict = "approved" if event.approved else "denied"
-            self._log(view, f"{event.call.name} {verdict}" + (f": {event.reason}" if event.reason else ""))
-        elif isinstance(event, SubAgentStarted):
-            child = self._runs.get(event.child_run_id)
-            if child is not None:
-                child.kind = event.kind
-            else:
-                self._pending_kinds[event.child_run_id] = event.kind
-        elif isinstance(event, Notice):
-            self._log(view, f"{event.kind}: {event.message}")
-        elif isinstance(event, RunFinished):
-            self._finished(view, event)
+        match event:
+            case RunStarted():
+                self._started(event)
+            case _ if view is None:
+                return
+            case ModelRequestSent():
+                view.turn = event.turn
+                view.activity = f"thinking (turn {event.turn})"
+            case ModelResponseReceived():
+                view.usage.add(event.response.usage)
+                calls = event.response.message.tool_calls
+                view.activity = "calling " + ", ".join(call.name for call in calls) if calls else "answering"
+                if not self.interactive:
+                    self._log(view, f"turn {event.turn}: {_usage_text(event.response.usage)}, "
+                                    f"{_seconds(event.duration_seconds)}")  # fmt: skip
+            case ToolCallStarted():
+                described = f"{event.call.name}({_arguments(event.call.arguments)})"
+                view.tools[event.call.id] = described
+                view.activity = "running " + "; ".join(view.tools.values())
+                if not self.interactive:
+                    self._log(view, f"→ {described}")
+            case ToolCallFinished():
+                view.tools.pop(event.call.id, None)
+                view.activity = ("running " + "; ".join(view.tools.values())) if view.tools else "thinking"
+                if not self.interactive or event.result.is_error:
+                    mark = "✗" if event.result.is_error else "←"
+                    self._log(view, f"{mark} {event.call.name}: {_one_line(event.result.content, 100)} "
+                                    f"({_seconds(event.duration_seconds)})")  # fmt: skip
+            case ApprovalRequested():
+                view.activity = f"waiting for approval: {event.call.name}({_arguments(event.call.arguments)})"
+                self._log(view, f"approval needed: {event.call.name}({_arguments(event.call.arguments)})")
+            case ApprovalResolved():
+                verdict = "approved" if event.approved else "denied"
+                self._log(view, f"{event.call.name} {verdict}" + (f": {event.reason}" if event.reason else ""))
+            case SubAgentStarted():
+                child = self._runs.get(event.child_run_id)
+                if child is not None:
+                    child.kind = event.kind
+                else:
+                    self._pending_kinds[event.child_run_id] = event.kind
+            case Notice():
+                self._log(view, f"{event.kind}: {event.message}")
+            case RunFinished():
+                self._finished(view, event)
         self._schedule()
 
     def _started(self, event: RunStarted) -> None:

@@ -102,20 +102,21 @@ class OTelRecorder:
         self._tool_calls: dict[tuple[str, str], Span] = {}
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, RunStarted):
-            self._run_started(event)
-        elif isinstance(event, ModelRequestSent):
-            self._model_request(event)
-        elif isinstance(event, ModelResponseReceived):
-            self._model_response(event)
-        elif isinstance(event, ToolCallStarted):
-            self._tool_started(event)
-        elif isinstance(event, ToolCallFinished):
-            self._tool_finished(event)
-        elif isinstance(event, ApprovalRequested | ApprovalResolved | Notice):
-            self._span_event(event)
-        elif isinstance(event, RunFinished):
-            self._run_finished(event)
+        match event:
+            case RunStarted():
+                self._run_started(event)
+            case ModelRequestSent():
+                self._model_request(event)
+            case ModelResponseReceived():
+                self._model_response(event)
+            case ToolCallStarted():
+                self._tool_started(event)
+            case ToolCallFinished():
+                self._tool_finished(event)
+            case ApprovalRequested() | ApprovalResolved() | Notice():
+                self._span_event(event)
+            case RunFinished():
+                self._run_finished(event)
 
     def _run_started(self, event: RunStarted) -> None:
         parent: Span | None = None
