@@ -399,9 +399,9 @@ async def _replay_and_print(
     except RetinueError as exc:
         raise CommandError(str(exc)) from exc
     finally:
-        http = sys.modules.get("retinue.models.http")
-        if http is not None:
-            await http.close_sessions()
+        from .models.resolve import close_resolved_models
+
+        await close_resolved_models()  # the replayed model was named by a string, here in this event loop
     redact = current_redactor()
     call = result.call
     edits = []
