@@ -12,10 +12,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import math
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -198,41 +196,65 @@ def configure_eval(parser: argparse.ArgumentParser) -> None:
         "user message",
     )
     parser.add_argument("--max-turns", type=positive_int, default=None, help="model calls per assistant run, at most")
+    parser.add_argument(
+        "--max-steps",
+        type=positive_int,
+        default=None,
+        help="the assistant's model calls per episode, over all user messages, at most; more fails the episode",
+    )
     parser.add_argument("--trials", type=int, default=1, help="trials per task, for pass^k")
     parser.add_argument("--tasks", default=None, help="comma-separated task ids (default: all)")
     parser.add_argument("--difficulty", choices=("easy", "medium", "hard"), default=None)
     parser.add_argument("--limit", type=int, default=None, help="run only the first N tasks")
     parser.add_argument("--concurrency", type=int, default=4, help="episodes at once")
     parser.add_argument(
-        "--results", type=Path, default=None, help="where results are saved (default: $RETINUE_HOME/evals)"
+        "--out",
+        "--results",
+        dest="out",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="save reports here instead of the evals directory beside the trace store ($RETINUE_HOME/evals, "
+        "where `retinue ui` lists them)",
     )
+    add_store_argument(parser)
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from .evals import render_table
+    from .evals import previous_report, render_table, reports_dir, save_report
 
     app = _load(args.app)
     architectures = [_architecture(app, name) for name in (args.arch or ",".join(app.architectures)).split(",")]
     tasks = _select_tasks(app.eval_tasks(), args)
     if args.trials < 1:
         raise CommandError("--trials must be at least 1")
-    results_dir = args.results or _home() / "evals"
+    if args.concurrency < 1:
+        raise CommandError("--concurrency must be at least 1")
+    if args.out is not None:
+        results_dir = args.out
+    elif args.db is not None:
+        results_dir = reports_dir(args.db)
+    else:
+        results_dir = _home() / "evals"
     user_model = args.user_model or args.model
     rows: list[dict[str, Any]] = []
     for architecture in architectures:
         label = f"{app.name}/{architecture}/{args.model or 'default'}"
         print(f"{label}: {len(tasks)} tasks x {args.trials} trials", file=sys.stderr)
-        report = asyncio.run(
-            _evaluate(
-                app, architecture, args.model, user_model, tasks, args.trials, args.concurrency, label, args.max_turns
-            )
+        report = asyncio.run(_evaluate(app, architecture, user_model, tasks, label, args))
+        report = dataclasses.replace(
+            report, app=app.name, architecture=architecture, model=args.model or "default", user_model=user_model or ""
         )
         row = report.summary_row()
-        previous = _latest_report(results_dir, app.name, architecture, args.model)
+        previous = previous_report(results_dir, report)
         if previous is not None:
             row["prev pass^1"] = round(previous.pass_hat(1), 3)
-        path = results_dir / f"{app.name}-{architecture}-{_slug(args.model)}-{time.strftime('%Y%m%d-%H%M%S')}.json"
-        report.save(path)
+        try:
+            path = save_report(report, results_dir)
+        except OSError as exc:
+            raise CommandError(
+                f"cannot save the report in {results_dir}: {exc.strerror or exc}; pass --out DIR"
+            ) from exc
         rows.append(row)
         print(f"saved {path}", file=sys.stderr)
     print(render_table(rows))
@@ -240,23 +262,17 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 async def _evaluate(
-    app: App,
-    architecture: str,
-    model: str | None,
-    user_model: str | None,
-    tasks: list[EvalTask],
-    trials: int,
-    concurrency: int,
-    label: str,
-    max_turns: int | None,
+    app: App, architecture: str, user_model: str | None, tasks: list[EvalTask], label: str, args: argparse.Namespace
 ) -> EvalReport:
     from .evals import Episode, ScriptedUser, SimulatedUser, TrialResult, User, run_eval
     from .models.resolve import close_resolved_models
 
     def episode(task: EvalTask) -> Episode:
-        built = app.episode(architecture, model, task)
-        if max_turns is not None:
-            built.limits = dataclasses.replace(built.assistant.limits, max_turns=max_turns)
+        built = app.episode(architecture, args.model, task)
+        if args.max_turns is not None:
+            built.limits = dataclasses.replace(built.limits or built.assistant.limits, max_turns=args.max_turns)
+        if args.max_steps is not None:
+            built.max_steps = args.max_steps
         return built
 
     def user(task: EvalTask) -> User:
@@ -269,6 +285,8 @@ async def _evaluate(
         detail = "" if result.passed else f" state={'ok' if result.state_matches else 'wrong'}"
         if result.missing_facts:
             detail += f" missing={result.missing_facts}"
+        if result.tool_call_problems:
+            detail += f" tool-call problems={len(result.tool_call_problems)}"
         if result.error:
             detail += f" error={result.error[:120]}"
         print(f"  {result.task_id} #{result.trial}: {verdict}{detail}", file=sys.stderr)
@@ -278,9 +296,9 @@ async def _evaluate(
             tasks,
             episode,
             user,
-            trials=trials,
+            trials=args.trials,
             label=label,
-            concurrency=concurrency,
+            concurrency=args.concurrency,
             on_trial=progress,
         )
     finally:
@@ -303,18 +321,6 @@ def _select_tasks(tasks: Any, args: argparse.Namespace) -> list[EvalTask]:
     if not chosen:
         raise CommandError("no tasks left to run after filtering")
     return chosen
-
-
-def _latest_report(directory: Path, app: str, architecture: str, model: str | None) -> EvalReport | None:
-    from .evals import EvalReport
-
-    candidates = sorted(directory.glob(f"{app}-{architecture}-{_slug(model)}-*.json"))
-    if not candidates:
-        return None
-    try:
-        return EvalReport.load(candidates[-1])
-    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
-        return None
 
 
 def _load(name: str) -> App:
@@ -359,10 +365,6 @@ def _approver(choice: str, store: Any) -> Approver:
 
 def _home() -> Path:
     return check_home(create=True)
-
-
-def _slug(model: str | None) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-." else "_" for ch in (model or "default"))
 
 
 async def _await(awaitable: Any) -> None:

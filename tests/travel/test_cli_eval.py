@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -44,3 +45,32 @@ def saved_report(directory: Path) -> dict[str, Any]:
     [saved] = list(directory.glob("travel-lead-*.json"))
     report: dict[str, Any] = json.loads(saved.read_text())
     return report
+
+
+async def test_each_report_is_kept_in_the_retinue_home_and_compared_with_the_previous_one(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    async with FakeOpenAIServer(user_and_assistant, api_key=None) as server:
+        model = f"openai:fake@{server.base_url}"
+        outputs = [await eval_in(home, model, "--user-model", "scripted") for _ in range(2)]
+
+    [first, second] = sorted((home / "evals").glob("travel-lead-*.json"))
+    payload = json.loads(second.read_text())
+    assert (payload["app"], payload["architecture"], payload["model"]) == ("travel", "lead", model)
+    assert payload["user_model"] == "scripted"
+    assert payload["task_ids"] == ["flight-nonstop-cheapest"]
+    assert payload["pass_hat"] == {"1": 0.0}
+    assert payload["created_at"] >= json.loads(first.read_text())["created_at"]
+    assert "prev pass^1" not in outputs[0] and "prev pass^1" in outputs[1]
+    assert payload["results"][0]["verdict"].startswith("FAILED: task 'flight-nonstop-cheapest'")
+
+
+async def eval_in(home: Path, model: str, *options: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "retinue", "eval", "travel", "--arch", "lead", "--tasks", "flight-nonstop-cheapest",
+        "--model", model, *options,
+        env={**os.environ, "RETINUE_HOME": str(home)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode == 0, stderr.decode()
+    return stdout.decode()

@@ -55,6 +55,13 @@ async def test_an_assistant_that_does_the_right_things_passes_every_task() -> No
     failures = [(r.task_id, r.missing_facts, r.state_matches, r.error) for r in report.results if not r.passed]
     assert failures == []
     assert report.pass_hat(1) == 1.0
+    by_id = {result.task_id: result for result in report.results}
+    assert [(c.name, c.ok) for c in by_id["car-only-if-rain"].tool_calls] == [
+        ("get_weather", True),
+        ("search_cars", True),
+        ("book_car", True),
+    ]
+    assert {result.verdict for result in report.results} == {"passed"}
 
 
 async def test_an_assistant_that_books_nothing_fails_the_booking_tasks_on_state() -> None:
@@ -71,6 +78,16 @@ async def test_an_assistant_that_books_nothing_fails_the_booking_tasks_on_state(
     assert by_id["refuse-cancel-basic-economy"].state_matches
     assert by_id["refuse-cancel-basic-economy"].missing_facts == ["non-refundable"]
     assert report.pass_hat(1) == 0.0
+    # The verdict names the booking that should exist, field by field, and what was never said.
+    verdict = by_id["flight-nonstop-cheapest"].verdict
+    assert (
+        '  - bookings: missing row {"traveller": "T1008", "booked_by": "T1008", "kind": "flight", "item": "NS154"'
+        in (verdict)
+    )
+    assert '"status": "confirmed"}' in verdict
+    assert "  - balances.pm-T1008-card: expected 2102, got 2300" in verdict
+    assert "Missing facts (not found in anything the assistant said): 'NS154', '198'" in verdict
+    assert "The assistant made no tool calls." in verdict
 
 
 async def test_every_task_maps_to_an_eval_task_with_its_expected_state() -> None:
