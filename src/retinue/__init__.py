@@ -20,7 +20,7 @@ from .messages import (
     ToolResultsMessage,
     UserMessage,
 )
-from .models.base import Model
+from .models.base import Model, close_model
 from .result import RunResult
 from .run_context import RunContext
 from .tools import IdempotencyKey, Tool, tool
@@ -52,6 +52,7 @@ __all__ = [
     "Usage",
     "UserMessage",
     "approve_all",
+    "close_model",
     "deny_all",
     "terminal_approver",
     "tool",

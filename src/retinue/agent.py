@@ -8,7 +8,7 @@ import dataclasses
 import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeAlias, get_args
 
 from . import approvals
 from .approvals import Approver
@@ -28,6 +28,9 @@ from .tools import Tool, ToolFunction, as_tool
 if TYPE_CHECKING:
     from .journal import Journal
     from .journal.journal import RunJournal
+
+ToolScheduling: TypeAlias = Literal["concurrent", "sequential"]
+"""How the tool calls of one model turn run: all at once, or each after the one before (see `Agent`)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,6 +52,17 @@ class Agent(Generic[OutputT]):
         max_tool_output_chars: Longer tool outputs are truncated, with a note saying how much was cut.
         output_retries: How many times an invalid final answer is sent back for another try.
         context_policy: Compaction and tool-output offloading for long runs (see `retinue.context`).
+        tool_scheduling: How the tool calls of one model turn run. "concurrent" (the default) starts them all
+            at once, sync tools in threads where they may block (see `tool`), so two calls of a tool that is
+            not thread-safe can interleave (two bookings taking the same id). "sequential" runs each call
+            after the one before has finished, in the order the model gave them; once one ends the run, the
+            rest are not run.
+        strict_tool_arguments: Validate every tool's arguments strictly: a value of the wrong JSON type ("250"
+            for an int) or a key no parameter type names is an error the model reads, never converted or
+            dropped, and what passes reaches the tool as sent (see `Tool.validate`). A tool's own `strict` wins.
+        note_repeated_failures: When a tool call fails again with the same arguments, add a note to its error
+            saying so and suggesting another approach (small models repeat failing calls). False leaves tool
+            errors exactly as the tools wrote them.
     """
 
     name: str
@@ -64,6 +78,9 @@ class Agent(Generic[OutputT]):
     max_tool_output_chars: int | None = None
     output_retries: int = 2
     context_policy: ContextPolicy | None = None
+    tool_scheduling: ToolScheduling = "concurrent"
+    strict_tool_arguments: bool = False
+    note_repeated_failures: bool = True
     _run_tools: tuple[Tool, ...] = field(init=False, repr=False)
     _model: Model | None = field(init=False, repr=False, default=None)
     _tool_offers: dict[bool, ToolOffer] = field(init=False, repr=False, default_factory=dict)  # by attended
@@ -82,6 +99,16 @@ class Agent(Generic[OutputT]):
             seen.add(item.name)
         if self.max_tool_concurrency is not None and self.max_tool_concurrency < 1:
             raise ConfigurationError("max_tool_concurrency must be at least 1, or None for no cap.")
+        if self.tool_scheduling not in get_args(ToolScheduling):
+            raise ConfigurationError(
+                f"Agent '{self.name}': tool_scheduling={self.tool_scheduling!r}; "
+                f"give {' or '.join(map(repr, get_args(ToolScheduling)))}."
+            )
+        if self.tool_scheduling == "sequential" and self.max_tool_concurrency not in (None, 1):
+            raise ConfigurationError(
+                f"Agent '{self.name}': max_tool_concurrency={self.max_tool_concurrency} has no effect with "
+                'tool_scheduling="sequential", which runs one call at a time; drop one of them.'
+            )
         object.__setattr__(self, "tools", own_tools)
         object.__setattr__(self, "_run_tools", tools)
         if not isinstance(self.model, str | None):

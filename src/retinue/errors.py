@@ -35,6 +35,7 @@ here are for what the *caller* must fix; `except RetinueError` catches them all.
     │   └── WorkspacePathError         a path outside the workspace or through a symlink
     └── MCPServerError (retinue.mcp)   an MCP server failed or broke its protocol
 """
+
 from __future__ import annotations
 
 

@@ -1,8 +1,8 @@
 """The agentic loop.
 
-Call the model; if it asked for tools, run them (concurrently) and append
-their results; repeat until the model answers or a limit stops the run. The
-whole loop is `run_loop`. Each turn comes to a named outcome (`RunAgain`,
+Call the model; if it asked for tools, run them (concurrently or in turn, as
+the agent says) and append their results; repeat until the model answers or a
+limit stops the run. The whole loop is `run_loop`. Each turn comes to a named outcome (`RunAgain`,
 `Answered`, `RetryAnswer`), and the run to one ending (`Completed`, `Stopped`,
 `Failed`, `Cancelled`), which becomes its `RunResult` in one place. Each step
 is a named helper below it. Everything else (streaming, tracing, cost, UIs)
@@ -264,25 +264,17 @@ class ToolTurn:
 async def run_tool_calls(
     agent: Agent[Any], calls: list[ToolCall], tools_by_name: dict[str, Tool], context: RunContext
 ) -> ToolTurn:
-    """Run every tool call of one model turn, concurrently, results in call order.
+    """Run every tool call of one model turn, as `agent.tool_scheduling` says, results in call order.
 
-    When one call ends the run, its siblings are stopped, and waited for, before this returns: a call must not
-    go on acting after the transcript was written.
+    "concurrent" runs them all at once (at most `agent.max_tool_concurrency`); "sequential" runs each after
+    the one before has finished. When one call ends the run, its siblings are stopped, and waited for, before
+    this returns, or are not started: a call must not go on acting after the transcript was written.
     """
     progress: dict[str, CallProgress] = {}
     turn_started = time.perf_counter()
-    if len(calls) == 1:
-        # No siblings to stop: run it in this task (a task per call costs about a tenth of a step's CPU).
-        call = calls[0]
-        try:
-            return ToolTurn([await execute_tool_call(agent, call, tools_by_name, context, progress)])
-        except BaseException as exc:  # noqa: BLE001 - recorded in the transcript, then raised by the loop
-            error = None if isinstance(exc, asyncio.CancelledError) else exc
-            reason = "the run was stopped (cancelled, or out of time)" if error is None else ""
-            result = _stopped_result(call, error, progress.get(call.id), tools_by_name.get(call.name), reason)
-            if call.id in progress:
-                _announce_stopped(call, result, context, time.perf_counter() - turn_started)
-            return ToolTurn([result], stop=exc)
+    if len(calls) == 1 or agent.tool_scheduling == "sequential":
+        # In this task: a task per call costs about a tenth of a step's CPU, and one call at a time needs none.
+        return await _run_in_order(agent, calls, tools_by_name, context, progress, turn_started)
     semaphore = asyncio.Semaphore(agent.max_tool_concurrency or len(calls))
 
     async def run_call(call: ToolCall) -> ToolResult:
@@ -312,6 +304,35 @@ async def run_tool_calls(
             _announce_stopped(call, result, context, time.perf_counter() - turn_started)
         results.append(result)
     return ToolTurn(results, stop=stop)
+
+
+async def _run_in_order(
+    agent: Agent[Any],
+    calls: list[ToolCall],
+    tools_by_name: dict[str, Tool],
+    context: RunContext,
+    progress: dict[str, CallProgress],
+    turn_started: float,
+) -> ToolTurn:
+    """Run the calls one after another; once one ends the run, the rest are not run."""
+    results: list[ToolResult] = []
+    for position, call in enumerate(calls):
+        try:
+            results.append(await execute_tool_call(agent, call, tools_by_name, context, progress))
+        except BaseException as exc:  # noqa: BLE001 - recorded in the transcript, then raised by the loop
+            error = None if isinstance(exc, asyncio.CancelledError) else exc
+            reason = (
+                "the run was stopped (cancelled, or out of time)"
+                if error is None
+                else f"'{call.name}' (call {call.id}) failed and ended the run"
+            )
+            result = _stopped_result(call, error, progress.get(call.id), tools_by_name.get(call.name), reason)
+            if call.id in progress:
+                _announce_stopped(call, result, context, time.perf_counter() - turn_started)
+            results.append(result)
+            results.extend(_stopped_result(rest, None, None, None, reason) for rest in calls[position + 1 :])
+            return ToolTurn(results, stop=exc)
+    return ToolTurn(results)
 
 
 def _succeeded(task: asyncio.Task[ToolResult]) -> bool:
@@ -406,7 +427,7 @@ async def execute_tool_call(
         result = await agent.context_policy.on_tool_result(result, context)
     max_chars = (tool.max_output_chars if tool else None) or agent.max_tool_output_chars
     result.content = truncate_output(result.content, max_chars or DEFAULT_MAX_OUTPUT_CHARS)
-    if result.is_error:
+    if result.is_error and agent.note_repeated_failures:
         _note_repeated_failure(call, result, context)
     if replayed is None:
         context.announce(ToolCallFinished, call=call, result=result, duration_seconds=time.perf_counter() - started)
@@ -453,7 +474,7 @@ async def _tool_output(
             True,
         )
     try:
-        arguments = tool.validate(call.arguments)
+        arguments = tool.validate(call.arguments, strict=agent.strict_tool_arguments)
     except pydantic.ValidationError as exc:
         return _describe_invalid_arguments(tool, exc), True
     if tool.effect == "local":

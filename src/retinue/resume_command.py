@@ -88,6 +88,7 @@ async def _resume(agent: Agent[Any], run_id: str, journal: Any, approver: Approv
 def load_agent(reference: str) -> Agent[Any]:
     """The agent `MODULE:NAME` names: an `Agent`, or a function of no arguments returning one."""
     from .agent import Agent
+    from .tools import Tool
 
     module_name, _, attribute = reference.partition(":")
     if not module_name or not attribute:
@@ -99,7 +100,7 @@ def load_agent(reference: str) -> Agent[Any]:
     except ImportError as exc:
         raise CommandError(f"--agent {reference!r}: cannot import {module_name} ({exc})") from exc
     found = getattr(module, attribute, None)
-    if found is not None and not isinstance(found, Agent) and callable(found):
+    if found is not None and not isinstance(found, Agent | Tool) and callable(found):  # a Tool is callable too
         found = found()
     if not isinstance(found, Agent):
         raise CommandError(f"--agent {reference!r}: {attribute} in {module_name} is not an Agent")

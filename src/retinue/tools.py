@@ -3,9 +3,12 @@
 `@tool` turns a function into a `Tool`. The JSON schema the model sees comes
 from the type hints (through pydantic) and the docstring: the text before its
 first section is the description, its `Args:` section (or Sphinx `:param x:`
-fields) describes the parameters. Arguments
-are validated before the function runs; every failure becomes a message the
-model can act on, never a crash of the run (see `loop.execute_tool_call`).
+fields) describes the parameters, and `Annotated[int, pydantic.Field(ge=0,
+description=...)]` adds constraints and descriptions of its own. Nested types
+(models, dataclasses, TypedDicts) are written out inline, never as `$ref`s.
+Arguments are validated before the function runs; every failure becomes a
+message the model can act on, never a crash of the run (see
+`loop.execute_tool_call`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import contextvars
 import inspect
 import re
 import threading
+import time
+import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NewType, TypeAlias, get_type_hints, overload
@@ -30,6 +35,10 @@ if TYPE_CHECKING:
     from .run_context import RunContext
 
 DEFAULT_MAX_OUTPUT_CHARS = 20_000
+FAST_CALL_SECONDS = 0.001
+"""A sync tool call shorter than this is fast enough to run on the event loop (see `tool`)."""
+TIMED_CALLS_IN_THREAD = 3
+"""How many calls of a sync tool run in a thread, timed, before its fast calls may run on the event loop."""
 _NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 ToolEffect: TypeAlias = Literal["read", "write", "local"]
@@ -47,6 +56,41 @@ The key is the same every time this call runs: when a resumed run runs it again,
 inside one run. Pass it to the service the tool writes to (an `Idempotency-Key` header, a unique column), so
 that a call repeated after a crash takes effect once.
 """
+
+
+@dataclass(slots=True)
+class SyncCallTiming:
+    """How long the calls of a sync tool take, which decides where its next call runs.
+
+    A tool runs on the event loop once its last calls were all fast (each under `FAST_CALL_SECONDS`): there a
+    thread's start would cost more than the call. Until then its calls run in threads, timed. The first
+    `TIMED_CALLS_IN_THREAD` calls must be fast; a slow call sends the tool back to threads, where it must
+    prove fast again over four times as many calls as the last time. So a tool that blocks from the start
+    never stalls the loop, one that turns slow stalls it once and stays in threads while it is slow, and one
+    that was slow by accident (a busy machine preempted it) comes back to the loop after a few calls.
+    """
+
+    fast_in_a_row: int = 0
+    slow_calls: int = 0
+
+    def proven_fast(self) -> bool:
+        needed = TIMED_CALLS_IN_THREAD << 2 * min(self.slow_calls, 16)  # four times as many per slow call
+        return self.fast_in_a_row >= needed
+
+    def timed(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        def run(**kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return function(**kwargs)
+            finally:
+                # Plain stores from any thread: a count lost to a race only delays the choice by a call.
+                if time.perf_counter() - started > FAST_CALL_SECONDS:
+                    self.slow_calls += 1
+                    self.fast_in_a_row = 0
+                else:
+                    self.fast_in_a_row += 1
+
+        return run
 
 
 @dataclass(slots=True, eq=False)
@@ -71,6 +115,10 @@ class Tool:
 
     `replay`, if set, is called when a resumed run reuses a recorded output of this tool instead of running
     it, with the call and its idempotency key: for a tool that also keeps something in memory, to rebuild it.
+
+    `strict` (see `validate`) and `run_in_thread` (see `tool`) left at None follow the agent and the default.
+    A `Tool` can be called as the function it wraps: `get_weather("Paris", "2026-12-12")` runs the function
+    directly, with no validation, approval or timeout (an async function gives its coroutine).
     """
 
     name: str
@@ -82,12 +130,14 @@ class Tool:
     timeout: float | None = None
     requires_approval: bool = False
     max_output_chars: int | None = None
-    run_in_thread: bool = True
+    run_in_thread: bool | None = None
     effect: ToolEffect = "write"
     idempotent: bool = False
     key_parameter: str | None = None
     replay: ReplayHook | None = None
+    strict: bool | None = None
     schema: ToolSchema = field(init=False)
+    _timing: SyncCallTiming = field(init=False, repr=False, default_factory=SyncCallTiming)
 
     def __post_init__(self) -> None:
         if not _NAME_PATTERN.match(self.name):
@@ -104,16 +154,34 @@ class Tool:
                 f"Tool {self.name!r}: idempotent=True is for effect='write' tools (a {self.effect!r} tool is "
                 "already safe to run again); drop it or declare effect='write'."
             )
-        self.schema = ToolSchema(self.name, self.description, _compact_schema(self.args_model))
+        self.schema = ToolSchema(self.name, self.description, inline_schema(self.args_model))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """The wrapped function itself, called directly (no validation, approval or timeout)."""
+        return self.function(*args, **kwargs)
 
     @property
     def runs_in_thread(self) -> bool:
-        """Whether a call runs in a thread, which a timeout or cancellation cannot stop."""
-        return self.run_in_thread and not inspect.iscoroutinefunction(self.function)
+        """Whether a call may run in a thread, which a timeout or cancellation cannot stop."""
+        return self.run_in_thread is not False and not inspect.iscoroutinefunction(self.function)
 
-    def validate(self, arguments: dict[str, Any]) -> pydantic.BaseModel:
-        """The call's arguments, checked and converted. Raises pydantic.ValidationError."""
-        return self.args_model.model_validate(arguments)
+    def validate(self, arguments: dict[str, Any], *, strict: bool = False) -> pydantic.BaseModel:
+        """The call's arguments, checked. Raises pydantic.ValidationError.
+
+        `strict` is the agent's choice; the tool's own `strict`, when set, wins. By default values are
+        converted where pydantic can ("250" becomes 250 for an `int`, 250 becomes 250.0 for a `float`, keys
+        a TypedDict does not name are dropped). Strict validation converts nothing: a value of the wrong JSON
+        type and a key no type names are errors the model reads and can fix, and a value that passes reaches
+        the function as it was sent (an int stays an int where a `float` is annotated, a dict keeps its key
+        order). JSON forms of richer types are still read: an enum's value, an ISO date, a nested object.
+        """
+        if not (self.strict if self.strict is not None else strict):
+            return self.args_model.model_validate(arguments)
+        # JSON mode, because the arguments are JSON: strict Python mode would refuse "celsius" for an enum.
+        validated = self.args_model.model_validate_json(pydantic_core.to_json(arguments), strict=True, extra="forbid")
+        fields = type(validated).model_fields
+        sent = {name: _as_sent(getattr(validated, name), value) for name, value in arguments.items() if name in fields}
+        return validated.model_copy(update=sent)
 
     async def call(
         self, arguments: pydantic.BaseModel, call: ToolCall, context: RunContext, key: str | None = None
@@ -128,14 +196,30 @@ class Tool:
             kwargs[self.key_parameter] = key
         if inspect.iscoroutinefunction(self.function):
             return await self.function(**kwargs)
-        if self.run_in_thread:
-            # A sync tool may block (file or network I/O); a thread keeps the other agents moving.
-            result = await run_in_daemon_thread(self.function, kwargs, name=f"retinue-tool-{self.name}")
-        else:
+        if self.run_in_thread is False:
             result = self.function(**kwargs)
+        elif self.run_in_thread or not self._timing.proven_fast():
+            # A sync tool may block (file or network I/O); a thread keeps the other agents moving.
+            function = self.function if self.run_in_thread else self._timing.timed(self.function)
+            result = await run_in_daemon_thread(function, kwargs, name=f"retinue-tool-{self.name}")
+        else:
+            # A thread costs more than a fast call itself; the copied context keeps it as isolated as one.
+            result = contextvars.copy_context().run(self._timing.timed(self.function), **kwargs)
         if inspect.isawaitable(result):  # a sync wrapper around an async function
             return await result
         return result
+
+
+def _as_sent(validated: Any, sent: Any) -> Any:
+    """`validated` as the model sent it, where it is the same value in another form: an int read as a
+    float (which PEP 484 lets an int be), a dict whose keys validation reordered. Otherwise `validated`."""
+    if type(validated) is float and type(sent) is int:
+        return sent
+    if type(validated) is dict and type(sent) is dict and validated.keys() == sent.keys():
+        return {key: _as_sent(validated[key], value) for key, value in sent.items()}
+    if type(validated) is list and type(sent) is list and len(validated) == len(sent):
+        return [_as_sent(item, original) for item, original in zip(validated, sent, strict=True)]
+    return validated
 
 
 async def run_in_daemon_thread(function: Callable[..., Any], kwargs: dict[str, Any], *, name: str) -> Any:
@@ -187,9 +271,10 @@ def tool(
     timeout: float | None = None,
     requires_approval: bool = False,
     max_output_chars: int | None = None,
-    run_in_thread: bool = True,
+    run_in_thread: bool | None = None,
     effect: ToolEffect = "write",
     idempotent: bool = False,
+    strict: bool | None = None,
 ) -> Callable[[ToolFunction], Tool]: ...
 
 
@@ -202,18 +287,34 @@ def tool(
     timeout: float | None = None,
     requires_approval: bool = False,
     max_output_chars: int | None = None,
-    run_in_thread: bool = True,
+    run_in_thread: bool | None = None,
     effect: ToolEffect = "write",
     idempotent: bool = False,
+    strict: bool | None = None,
 ) -> Tool | Callable[[ToolFunction], Tool]:
     """Make a tool from a typed function, sync or async. Use as `@tool` or `@tool(...)`.
 
     `requires_approval` marks a consequential action (booking, paying, deleting):
-    the run asks its approver before calling it. `run_in_thread=False` runs a
-    sync function directly on the event loop, for functions known not to block.
-    `effect` ("read", "write" or "local", default "write") and `idempotent` say
-    what a resumed run may do with a call cut off mid-way (see `Tool`); a
-    parameter annotated `IdempotencyKey` receives the call's stable key.
+    the run asks its approver before calling it. `effect` ("read", "write" or
+    "local", default "write") and `idempotent` say what a resumed run may do
+    with a call cut off mid-way (see `Tool`); a parameter annotated
+    `IdempotencyKey` receives the call's stable key. `strict=True` validates
+    the arguments without converting them (see `Tool.validate`); None follows
+    the agent's `strict_tool_arguments`.
+
+    Where a sync function runs: a thread keeps a blocking call (file or network
+    I/O) from stalling every other agent on the event loop, but starting one
+    costs more than a fast call itself. So by default (`run_in_thread=None`) a
+    sync tool's first calls run in a thread and are timed; once they have all
+    been fast (under a millisecond), its calls run on the event loop, until one
+    is slow, which sends the tool back to threads until it has been fast again
+    for longer each time (see `SyncCallTiming`). The price: a tool that was
+    fast and then blocks stalls the loop for that one call.
+    `run_in_thread=True` always uses a thread: say so for a function that is
+    sometimes slow, or that must not run in the event loop's thread (one that
+    calls `asyncio.run`, or waits on a coroutine it submitted to the running
+    loop). `run_in_thread=False` always runs on the loop, for functions known
+    not to block. Async functions always run on the loop.
     """
 
     def build(fn: ToolFunction) -> Tool:
@@ -227,6 +328,7 @@ def tool(
             run_in_thread=run_in_thread,
             effect=effect,
             idempotent=idempotent,
+            strict=strict,
         )
 
     return build(function) if function is not None else build
@@ -240,16 +342,17 @@ def tool_from_function(
     timeout: float | None = None,
     requires_approval: bool = False,
     max_output_chars: int | None = None,
-    run_in_thread: bool = True,
+    run_in_thread: bool | None = None,
     effect: ToolEffect = "write",
     idempotent: bool = False,
+    strict: bool | None = None,
 ) -> Tool:
     from .run_context import RunContext
 
     tool_name = name or fn.__name__
     summary, param_docs = parse_docstring(inspect.getdoc(fn) or "")
     try:
-        hints = get_type_hints(fn)
+        hints = get_type_hints(fn, include_extras=True)  # extras: Annotated[..., Field(...)] keeps its metadata
     except NameError as exc:
         raise ToolDefinitionError(f"Tool {tool_name!r}: a type hint cannot be resolved ({exc}).") from exc
     fields: dict[str, Any] = {}
@@ -268,22 +371,26 @@ def tool_from_function(
                 f"Tool {tool_name!r}: parameter {param.name!r} has no type hint; "
                 "add one so the model knows what to send."
             )
-        if hint is RunContext:
+        injected = _unannotated(hint)
+        if injected is RunContext:
             context_parameter = param.name
             continue
-        if hint is ToolCall:
+        if injected is ToolCall:
             call_parameter = param.name
             continue
-        if hint is IdempotencyKey:
+        if injected is IdempotencyKey:
             key_parameter = param.name
             continue
         default = ... if param.default is param.empty else param.default
-        fields[param.name] = (hint, pydantic.Field(default, description=param_docs.get(param.name)))
+        # A description in the annotation wins; the docstring's fills in where it has none.
+        doc = None if _annotated_description(hint) else param_docs.get(param.name)
+        field_info = pydantic.Field(default) if doc is None else pydantic.Field(default, description=doc)
+        fields[param.name] = (hint, field_info)
     try:
         args_model = pydantic.create_model(f"{tool_name}_arguments", **fields)
     except (pydantic.PydanticUserError, pydantic.PydanticSchemaGenerationError, NameError, TypeError) as exc:
         raise ToolDefinitionError(f"Tool {tool_name!r}: the parameters cannot be described to a model: {exc}") from exc
-    return Tool(
+    made = Tool(
         name=tool_name,
         description=description if description is not None else summary,
         function=fn,
@@ -297,7 +404,29 @@ def tool_from_function(
         effect=effect,
         idempotent=idempotent,
         key_parameter=key_parameter,
+        strict=strict,
     )
+    recursive = list(made.schema.parameters.get("$defs", ()))
+    if recursive:
+        names = " and ".join(map(repr, recursive))
+        raise ToolDefinitionError(
+            f"Tool {tool_name!r}: the type {names} contains itself, so its schema cannot be written out for the "
+            "model; use a type that does not refer to itself (a fixed number of levels, or a flat list of items "
+            "that name their parent)."
+        )
+    return made
+
+
+def _unannotated(hint: Any) -> Any:
+    """`hint` without its `Annotated[...]` wrapper, if it has one."""
+    return hint.__origin__ if typing.get_origin(hint) is typing.Annotated else hint
+
+
+def _annotated_description(hint: Any) -> bool:
+    """Whether `hint` is `Annotated[..., Field(description=...)]`."""
+    if typing.get_origin(hint) is not typing.Annotated:
+        return False
+    return any(isinstance(extra, pydantic.fields.FieldInfo) and extra.description for extra in hint.__metadata__)
 
 
 def as_tool(item: Tool | ToolFunction) -> Tool:
@@ -364,19 +493,68 @@ def _param_indent(doc: str) -> int:
     return 0
 
 
-def _compact_schema(args_model: type[pydantic.BaseModel]) -> dict[str, Any]:
-    # Titles repeat the parameter names; dropping them saves tokens on every request.
+def inline_schema(args_model: type[pydantic.BaseModel]) -> dict[str, Any]:
+    """The JSON schema of `args_model` as the model reads it: every `$ref` written out in place, no titles.
+
+    Small models follow an inline schema better than one that sends them to `$defs`, and titles only repeat
+    the names. A type that contains itself cannot be written out: its definition stays in `$defs`, referred
+    to where it recurs. `tool` refuses such parameter types; an output type or an MCP server's schema may
+    still have one.
+    """
     schema = args_model.model_json_schema()
-    schema.pop("title", None)
-    for prop in schema.get("properties", {}).values():
-        if isinstance(prop, dict):
-            prop.pop("title", None)
-    for definition in schema.get("$defs", {}).values():
-        if isinstance(definition, dict):
-            for prop in definition.get("properties", {}).values():
-                if isinstance(prop, dict):
-                    prop.pop("title", None)
-    return schema
+    inliner = _Inliner(schema.pop("$defs", {}))
+    inlined: dict[str, Any] = inliner.inline(schema, ())
+    if inliner.recursive:
+        inlined["$defs"] = inliner.recursive_definitions()
+    return inlined
+
+
+# The keywords whose values are schemas, by shape; every other keyword holds data (enum, default, ...).
+_SUBSCHEMA = ("items", "additionalProperties", "not", "contains", "propertyNames", "if", "then", "else")
+_SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SUBSCHEMA_MAPPINGS = ("properties", "patternProperties", "dependentSchemas")
+_DEFINITION_PREFIX = "#/$defs/"
+
+
+class _Inliner:
+    def __init__(self, definitions: dict[str, Any]) -> None:
+        self.definitions = definitions
+        self.recursive: list[str] = []  # the types met inside themselves, kept in $defs
+
+    def inline(self, node: Any, expanding: tuple[str, ...]) -> Any:
+        """`node` with its references written out; `expanding` are the definitions it is inside of."""
+        if not isinstance(node, dict):
+            return node  # `true`/`false` schemas
+        ref = node.get("$ref")
+        name = ref.removeprefix(_DEFINITION_PREFIX) if isinstance(ref, str) else None
+        if name is not None and name in self.definitions:
+            siblings = self.inline({key: value for key, value in node.items() if key != "$ref"}, expanding)
+            if name in expanding:
+                if name not in self.recursive:
+                    self.recursive.append(name)
+                return {"$ref": ref, **siblings}
+            # The siblings (a parameter's own description) win over the definition's.
+            return {**self.inline(self.definitions[name], (*expanding, name)), **siblings}
+        inlined: dict[str, Any] = {}
+        for key, value in node.items():
+            if key == "title":
+                continue
+            if key in _SUBSCHEMA:
+                value = self.inline(value, expanding)
+            elif key in _SUBSCHEMA_LISTS and isinstance(value, list):
+                value = [self.inline(item, expanding) for item in value]
+            elif key in _SUBSCHEMA_MAPPINGS and isinstance(value, dict):
+                value = {prop: self.inline(item, expanding) for prop, item in value.items()}
+            elif key == "discriminator" and isinstance(value, dict):
+                value = {word: item for word, item in value.items() if word != "mapping"}  # its targets were $refs
+            inlined[key] = value
+        return inlined
+
+    def recursive_definitions(self) -> dict[str, Any]:
+        kept: dict[str, Any] = {}
+        for name in self.recursive:  # grows while it is read: a kept definition may meet another recursive type
+            kept[name] = self.inline(self.definitions[name], (name,))
+        return kept
 
 
 def render_tool_output(value: Any) -> str:

@@ -28,7 +28,7 @@ class Unit(enum.Enum):
 
 
 def all_property_dicts(schema: Any) -> list[dict[str, Any]]:
-    """Every property schema anywhere in `schema` (top level and in $defs)."""
+    """Every property schema anywhere in `schema`, nested ones included."""
     found: list[dict[str, Any]] = []
     if isinstance(schema, dict):
         for key, value in schema.items():
@@ -152,12 +152,11 @@ def test_optional_parameters_literals_enums_models_and_lists() -> None:
     assert properties["speed"]["enum"] == ["standard", "express"]
     assert properties["speed"]["default"] == "standard"
     assert properties["unit"]["default"] == "celsius"
-    assert parameters["$defs"]["Unit"]["enum"] == ["celsius", "fahrenheit"]
+    assert properties["unit"]["enum"] == ["celsius", "fahrenheit"]  # nested types are inline, never $refs
     assert properties["note"]["default"] is None
     assert {"type": "null"} in properties["note"]["anyOf"]
-    assert properties["to"]["$ref"] == "#/$defs/Address"
     assert properties["to"]["description"] == "Where to."
-    address = parameters["$defs"]["Address"]
+    address = properties["to"]
     assert address["required"] == ["street", "city"]
     assert address["properties"]["city"]["description"] == "The city, in English."
 

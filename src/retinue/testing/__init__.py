@@ -1,4 +1,5 @@
-"""Test helpers: a scripted model, and fake provider servers that speak the real wire protocols.
+"""Test helpers: a scripted model (`call` scripts its tool calls), and fake provider servers that speak the real
+wire protocols.
 
 The fake servers load on first use, so tests that only need `ScriptedModel`
 do not pay for importing an HTTP server.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .scripted import ScriptedModel
+from .scripted import ScriptedModel, call
 
 if TYPE_CHECKING:
     from .fake_anthropic import FakeAnthropicServer
@@ -65,4 +66,5 @@ __all__ = [
     "ScriptItem",
     "ScriptedModel",
     "ToolThenAnswer",
+    "call",
 ]
