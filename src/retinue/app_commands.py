@@ -326,9 +326,11 @@ def _select_tasks(tasks: Any, args: argparse.Namespace) -> list[EvalTask]:
 def _load(name: str) -> App:
     from .apps import load_app
     from .errors import ConfigurationError
+    from .improve.active import with_active_patches
 
     try:
-        return load_app(name)
+        # A patch applied with `retinue improve apply` is what run and eval use; a line on stderr says so.
+        return with_active_patches(load_app(name), check_home(create=False), lambda line: print(line, file=sys.stderr))
     except ConfigurationError as exc:
         raise CommandError(str(exc)) from exc
 

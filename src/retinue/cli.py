@@ -531,6 +531,22 @@ register(
 )
 
 
+def _configure_improve(parser: argparse.ArgumentParser) -> None:
+    from .improve.command import configure_improve
+
+    configure_improve(parser)
+
+
+register(
+    Command(
+        "improve",
+        "improve an application's instructions and tool descriptions against its eval tasks (GEPA), or one tool",
+        _configure_improve,
+        "retinue.improve.command:improve_command",
+    )
+)
+
+
 if __name__ == "__main__":
     # Run through the package's module, so `python -m retinue.cli` and imports of retinue.cli share one registry.
     from retinue.cli import main as package_main
