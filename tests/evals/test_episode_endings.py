@@ -6,6 +6,7 @@ from retinue import Agent, RunContext, tool
 from retinue.architectures import clone_tool, lead_agent
 from retinue.errors import ModelError
 from retinue.evals import STOP, EndEpisode, Episode, EvalTask, ScriptedUser, SimulatedUser, run_episode
+from retinue.events import Event, ModelResponseReceived
 from retinue.limits import Limits
 from retinue.messages import ModelRequest, ToolResultsMessage, UserMessage
 from retinue.testing.scripted import ScriptedModel, call
@@ -64,6 +65,22 @@ async def test_a_user_that_fails_mid_conversation_fails_the_episode_after_what_w
 
     assert result.ending == "user_failed" and not result.passed
     assert result.transcript == [("user", "I want a refund."), ("assistant", "Which order?")]
+
+
+async def test_the_simulated_users_calls_are_traced_and_counted_apart_from_the_assistants() -> None:
+    user_model = ScriptedModel(["I want a refund.", f"Thanks. {STOP}"], cost_per_call=0.01)
+    assistant = Agent(name="assistant", model=ScriptedModel(["Refund requested."], cost_per_call=0.5))
+    seen: list[str] = []
+
+    def record(event: Event) -> None:
+        if isinstance(event, ModelResponseReceived):
+            seen.append(event.agent)
+
+    result = await run_episode(refund, Episode(assistant, list), SimulatedUser(refund, user_model, on_event=record))
+
+    assert seen == ["simulated-user", "simulated-user"]
+    assert result.cost_usd == 0.5
+    assert result.user_cost_usd == 0.02 and result.user_tokens > 0
 
 
 async def test_a_stop_signal_after_a_sentence_ends_the_conversation_and_the_sentence_is_not_a_new_turn() -> None:

@@ -153,7 +153,12 @@ async def run_episode(task: EvalTask, episode: Episode, user: User, *, trial: in
             closing = episode.close()
             if closing is not None:
                 await closing
-    return _graded(task, episode, trial, final_state, conversation, time.perf_counter() - started)
+    result = _graded(task, episode, trial, final_state, conversation, time.perf_counter() - started)
+    user_usage = getattr(user, "usage", None)
+    if isinstance(user_usage, Usage):
+        result.user_cost_usd = user_usage.cost_usd
+        result.user_tokens = user_usage.input_tokens + user_usage.output_tokens
+    return result
 
 
 async def _hear_user(user: User, answer: str | None, episode: Episode, conversation: _Conversation) -> str | None:

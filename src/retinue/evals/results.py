@@ -68,8 +68,9 @@ class TrialResult:
     `passed` needs the expected end state, every required fact, no failing tool-call check and no error.
     `verdict` says in words why a trial failed (the state's differences, the missing facts, the error, the
     failing tool calls); for a passed trial it is "passed". `steps` counts the assistant's model calls over
-    the whole episode. `runs` are the assistant's RunResults, one per user turn, for inspection in memory:
-    they are not saved with the report (`tool_calls` and `transcript` are).
+    the whole episode. `cost_usd` and the token counts are the assistant's; `user_cost_usd` and `user_tokens`
+    what a simulated user's own model calls cost. `runs` are the assistant's RunResults, one per user turn,
+    for inspection in memory: they are not saved with the report (`tool_calls` and `transcript` are).
     """
 
     task_id: str
@@ -90,6 +91,8 @@ class TrialResult:
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
     tool_call_problems: list[str] = field(default_factory=list)
     verdict: str = ""
+    user_cost_usd: float | None = 0.0
+    user_tokens: int = 0
     runs: list[RunResult[Any]] = field(default_factory=list, repr=False, compare=False)
 
     def failing_tool_calls(self) -> list[ToolCallRecord]:

@@ -7,8 +7,10 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from ..agent import Agent
+from ..events import EventSink
 from ..messages import Message
 from ..models.base import Model
+from ..usage import Usage
 from .tasks import EvalTask
 
 STOP = "###STOP###"
@@ -30,6 +32,9 @@ class UserSimulationError(Exception):
 
 
 class User(Protocol):
+    """The user side of an episode. A user played by a model may also have a `usage: Usage` attribute, what its
+    own model calls cost so far: the harness reports it apart from the assistant's (`TrialResult.user_usage`)."""
+
     async def reply(self, assistant_message: str | None) -> str:
         """The user's next message; `None` asks for the opening.
 
@@ -54,23 +59,27 @@ class SimulatedUser:
     """A user played by a model that knows the task's hidden instruction (USER_INSTRUCTIONS, visible here).
 
     When its model run does not give a message (an error, a limit, empty output), `reply` raises
-    `UserSimulationError`: a user who said nothing has not said they are satisfied.
+    `UserSimulationError`: a user who said nothing has not said they are satisfied. Its runs' events go to
+    `on_event` (a trace store, a cost meter) like the assistant's, and `usage` adds up what they cost.
     """
 
-    def __init__(self, task: EvalTask, model: Model | str | None = None) -> None:
+    def __init__(self, task: EvalTask, model: Model | str | None = None, *, on_event: EventSink | None = None) -> None:
         self.task = task
         self.agent: Agent[str] = Agent(
             name="simulated-user",
             instructions=USER_INSTRUCTIONS.format(instruction=task.instruction, stop=STOP),
             model=model,
         )
+        self.on_event = on_event
         self.history: list[Message] = []
+        self.usage = Usage()
 
     async def reply(self, assistant_message: str | None) -> str:
         if assistant_message is None and self.task.opening is not None:
             return self.task.opening
         prompt = assistant_message if assistant_message is not None else "(The assistant is waiting. Say hello.)"
-        result = await self.agent.run(prompt, history=self.history)
+        result = await self.agent.run(prompt, history=self.history, on_event=self.on_event)
+        self.usage.add(result.total_usage)
         if not result.completed:
             raise UserSimulationError(f"the simulated user's run did not complete ({result.describe()})")
         message = (result.output or "").strip()

@@ -79,8 +79,10 @@ class Rollouts:
     def _user(self, task: EvalTask) -> User:
         if self.user_model == SCRIPTED_USER:
             return ScriptedUser([task.opening or task.instruction])
-        # The simulated user's model calls are not in `on_event`: SimulatedUser takes no event sink.
-        return SimulatedUser(task, self.user_model if self.user_model is not None else self.model)
+        # The user's calls are traced and priced with the assistant's: --max-cost counts them too.
+        return SimulatedUser(
+            task, self.user_model if self.user_model is not None else self.model, on_event=self.on_event
+        )
 
 
 def model_name(model: Model | str | None) -> str:
