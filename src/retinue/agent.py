@@ -202,7 +202,7 @@ class Agent(Generic[OutputT]):
         on_event: EventSink | None = None,
         limits: Limits | None = None,
     ) -> RunResult[OutputT]:
-        """Run durably: written ahead into `journal` (a `Journal`, or the path of a SQLite one), resumable.
+        """Run durably: written ahead into `journal` (a `Journal`, a SQLite path or a postgresql:// URL), resumable.
 
         Idempotent on `run_id` (a new one by default, in `result.run_id`): starting a run the journal already
         holds resumes it, which needs the same agent and prompt. Raises `RunLeasedError` while another

@@ -5,6 +5,8 @@
     retinue replay CALL_ID [...]      send one recorded model request again and diff the answers
     retinue ui                        the live web UI
     retinue resume RUN_ID --agent M:N go on with a durable run whose process was killed
+    retinue worker --agent M:N        run a journal's pending durable runs, and wait for more
+    retinue run / eval / improve APP  an application's assistant: one task, its eval tasks, better texts
 
 Subcommands live in `COMMANDS`; another module adds one with
 `register(Command(...))`, naming its handler as "module:function" so that it
@@ -527,6 +529,22 @@ register(
         "go on with a durable run whose process was killed, from its journal",
         _configure_resume,
         "retinue.resume_command:resume",
+    )
+)
+
+
+def _configure_worker(parser: argparse.ArgumentParser) -> None:
+    from .worker_command import configure_worker
+
+    configure_worker(parser)
+
+
+register(
+    Command(
+        "worker",
+        "run the pending durable runs of a journal (SQLite or Postgres), and wait for more",
+        _configure_worker,
+        "retinue.worker_command:worker",
     )
 )
 

@@ -2,6 +2,7 @@
 
     retinue resume trip-42 --agent myapp.agents:planner
     retinue resume trip-42 --agent myapp.agents:planner --journal runs/journal.sqlite --approve all
+    retinue resume trip-42 --agent myapp.agents:planner --journal postgresql://db/app
 
 The journal records what the run did, not the code of its agent, so `--agent` names where the agent is
 defined: `MODULE:NAME`, an `Agent` or a function returning one (the current directory is importable).
@@ -34,8 +35,9 @@ def configure_resume(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--journal",
-        metavar="PATH",
-        help="the journal (default: $RETINUE_HOME/journal.sqlite or ~/.retinue/journal.sqlite)",
+        metavar="PATH_OR_URL",
+        help="the journal: a SQLite file or a postgresql:// URL "
+        "(default: $RETINUE_HOME/journal.sqlite or ~/.retinue/journal.sqlite)",
     )
     parser.add_argument(
         "--approve",
@@ -46,22 +48,23 @@ def configure_resume(parser: argparse.ArgumentParser) -> None:
 
 
 def resume(args: argparse.Namespace) -> int:
-    from .errors import JournalError
-    from .journal import SQLiteJournal, default_journal_path
+    from .errors import JournalError, MissingDependencyError
+    from .journal import default_journal_path
+    from .journal.resume import is_postgres_url, journal_at
 
     path = args.journal or str(default_journal_path())
-    if not os.path.exists(path):
+    if not is_postgres_url(path) and not os.path.exists(path):
         raise CommandError(f"no journal at {path}: durable runs are started with agent.start(..., journal=...)")
     agent = load_agent(args.agent)
     try:
-        with SQLiteJournal(path) as journal:
+        with contextlib.closing(journal_at(path)) as journal:
             run = journal.get_run(args.run_id)
             if run is None:
                 raise CommandError(f"the journal {path} has no run {args.run_id}")
             if run.agent != agent.name:
                 raise CommandError(f"run {args.run_id} is a run of agent '{run.agent}'; {args.agent} is '{agent.name}'")
-            result = asyncio.run(_resume(agent, args.run_id, journal, _approver(args.approve)))
-    except JournalError as exc:
+            result = asyncio.run(_resume(agent, args.run_id, journal, approver_for(args.approve)))
+    except (JournalError, MissingDependencyError) as exc:  # a bad journal, or psycopg not installed
         raise CommandError(str(exc)) from exc
     print(result.describe(), file=sys.stderr)
     for call in result.uncertain_calls:
@@ -73,16 +76,21 @@ def resume(args: argparse.Namespace) -> int:
 
 
 async def _resume(agent: Agent[Any], run_id: str, journal: Any, approver: Approver) -> Any:
-    from .models.base import close_model
-    from .models.resolve import close_resolved_models
-
     try:
         return await agent.resume(run_id, journal=journal, approver=approver)
     finally:
-        # asyncio.run ends its loop next: models must close what they opened in it (HTTP connections).
+        await close_models([agent])
+
+
+async def close_models(agents: list[Agent[Any]]) -> None:
+    """Close what the agents' models opened in this event loop (HTTP connections): asyncio.run ends it next."""
+    from .models.base import close_model
+    from .models.resolve import close_resolved_models
+
+    for agent in agents:
         with contextlib.suppress(Exception):  # a model that never resolved has nothing open
             await close_model(agent.resolved_model())
-        await close_resolved_models()
+    await close_resolved_models()
 
 
 def load_agent(reference: str) -> Agent[Any]:
@@ -107,7 +115,7 @@ def load_agent(reference: str) -> Agent[Any]:
     return found
 
 
-def _approver(choice: str) -> Approver:
+def approver_for(choice: str) -> Approver:
     from .approvals import approve_all, deny_all, terminal_approver
 
     return {"all": approve_all, "none": deny_all}.get(choice, terminal_approver)

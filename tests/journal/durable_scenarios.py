@@ -2,18 +2,20 @@
 
 Run as a script, it is the child process that gets killed:
 
-    python durable_scenarios.py SCENARIO WORKDIR
+    python durable_scenarios.py SCENARIO WORKDIR [POSTGRES_URL]
 
 It prints "ready" once imported, then starts the run `RUN_ID` of SCENARIO durably, journalled in
-WORKDIR/journal.sqlite. Every model request served is a line of WORKDIR/served.log and every effect of a
-write tool a line of WORKDIR/effects.log, each written with O_APPEND before the call returns, so a kill -9
-loses none of them. The models reply by what the request holds (not by a position in a script), so a
-resumed process, whose model starts afresh, answers as the killed one would have.
+WORKDIR/journal.sqlite or in the Postgres database at POSTGRES_URL. Every model request served is a line
+of WORKDIR/served.log and every effect of a write tool a line of WORKDIR/effects.log, each written with
+O_APPEND before the call returns, so a kill -9 loses none of them. The models reply by what the request
+holds (not by a position in a script), so a resumed process, whose model starts afresh, answers as the
+killed one would have.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -23,6 +25,7 @@ from typing import Any
 
 from retinue import Agent, IdempotencyKey, RunContext, tool
 from retinue.architectures import lead_agent
+from retinue.journal import Journal, SQLiteJournal
 from retinue.messages import AssistantMessage, ModelRequest, ModelResponse, ToolCall, ToolResultsMessage
 from retinue.models.base import TextSink
 from retinue.result import RunResult
@@ -30,6 +33,7 @@ from retinue.testing.scripted import Reply, ScriptedModel
 
 RUN_ID = "durable-run-1"
 PROMPT = "Plan the trip."
+POSTGRES_LEASE_SECONDS = 0.5  # short: a resume after kill -9 waits for the dead child's lease to run out
 
 
 def append_line(path: Path, line: str) -> None:
@@ -51,6 +55,7 @@ class World:
 
     workdir: Path
     write_seconds: float = 0.01
+    journal_url: str | None = None  # a Postgres journal's; else the SQLite one in the workdir
 
     @property
     def effects(self) -> Path:
@@ -63,6 +68,13 @@ class World:
     @property
     def journal(self) -> Path:
         return self.workdir / "journal.sqlite"
+
+    def open_journal(self) -> Journal:
+        if self.journal_url is not None:
+            from retinue.journal import PostgresJournal
+
+            return PostgresJournal(self.journal_url, lease_seconds=POSTGRES_LEASE_SECONDS)
+        return SQLiteJournal(self.journal)
 
 
 @tool(effect="read", run_in_thread=False)
@@ -226,19 +238,22 @@ SCENARIOS: dict[str, Callable[[World], Agent[Any]]] = {
 }
 
 
-def world_for(scenario: str, workdir: Path) -> World:
-    return World(workdir, write_seconds=0.4 if scenario == "cut-off" else 0.01)
+def world_for(scenario: str, workdir: Path, journal_url: str | None = None) -> World:
+    return World(workdir, write_seconds=0.4 if scenario == "cut-off" else 0.01, journal_url=journal_url)
 
 
-async def start(scenario: str, world: World) -> RunResult[Any]:
+async def start(scenario: str, world: World, journal: Journal | None = None) -> RunResult[Any]:
     agent = SCENARIOS[scenario](world)
-    return await agent.start(PROMPT, journal=world.journal, run_id=RUN_ID, deps=world)
+    with contextlib.closing(journal or world.open_journal()) as opened:
+        return await agent.start(PROMPT, journal=opened, run_id=RUN_ID, deps=world)
 
 
 def main() -> None:
     scenario, workdir = sys.argv[1], Path(sys.argv[2])
+    world = world_for(scenario, workdir, sys.argv[3] if len(sys.argv) > 3 else None)
+    journal = world.open_journal()  # before "ready": the kill points span the run, not connecting
     print("ready", flush=True)
-    result = asyncio.run(start(scenario, world_for(scenario, workdir)))
+    result = asyncio.run(start(scenario, world, journal))
     print(result.status, flush=True)
 
 

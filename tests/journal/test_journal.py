@@ -12,6 +12,7 @@ import contextlib
 import os
 import sqlite3
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ from retinue.journal import SQLiteJournal, resume_pending
 from retinue.messages import ModelRequest, ToolCall
 from retinue.run_context import idempotency_key, sub_run_id
 from retinue.testing.scripted import Reply, ScriptedModel, call
+
+from .conftest import Backend
 
 
 class Gate:
@@ -178,6 +181,23 @@ async def test_both_durabilities_replay_the_same_run(tmp_path: Path, synchronous
     assert again.messages == first.messages and again.replayed_usage.requests == 2
 
 
+async def test_a_journal_of_the_first_schema_is_upgraded_in_place(tmp_path: Path) -> None:
+    agent = Agent("a", model=ScriptedModel([call("pay", item="a"), "done"]), tools=[gated(Gate(block_at=0))])
+    with journal_at(tmp_path) as journal:
+        first = await agent.start("go", journal=journal, run_id="r")
+    with contextlib.closing(sqlite3.connect(tmp_path / "journal.sqlite")) as connection, connection:
+        # Back to version 1, which had no elapsed times.
+        connection.execute("ALTER TABLE runs DROP COLUMN elapsed")
+        connection.execute("ALTER TABLE entries DROP COLUMN elapsed")
+        connection.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    with journal_at(tmp_path) as journal:
+        again = await agent.override(model=ScriptedModel([])).start("go", journal=journal, run_id="r")
+        assert journal.entry_count("r") == 4
+    assert again.messages == first.messages and again.replayed_usage.requests == 2
+    with contextlib.closing(sqlite3.connect(tmp_path / "journal.sqlite")) as connection:
+        assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+
+
 def test_a_file_that_is_not_a_journal_is_refused_with_what_to_do(tmp_path: Path) -> None:
     garbage = tmp_path / "garbage"
     garbage.write_bytes(b"not a database" * 100)
@@ -185,7 +205,7 @@ def test_a_file_that_is_not_a_journal_is_refused_with_what_to_do(tmp_path: Path)
         SQLiteJournal(garbage)
 
 
-async def test_payloads_are_kept_exactly_not_redacted(tmp_path: Path) -> None:
+async def test_payloads_are_kept_exactly_not_redacted(backend: Backend) -> None:
     secret = "sk-ant-api03-" + "x" * 40
 
     @tool(effect="read")
@@ -194,17 +214,15 @@ async def test_payloads_are_kept_exactly_not_redacted(tmp_path: Path) -> None:
         return secret
 
     agent = Agent("a", model=ScriptedModel([call("read_key"), "ok"]), tools=[read_key])
-    with journal_at(tmp_path) as journal:
+    with backend.open() as journal:
         await agent.start("go", journal=journal, run_id="r")
-    with contextlib.closing(sqlite3.connect(tmp_path / "journal.sqlite")) as connection:
-        rows = connection.execute("SELECT body FROM entries").fetchall()
-    assert any(secret in body for (body,) in rows)
+    assert any(secret in body for body in backend.entry_bodies())
 
 
 # -- start, resume, replay ---------------------------------------------------------------------------
 
 
-async def test_starting_a_finished_run_again_replays_it_without_calling_anything(tmp_path: Path) -> None:
+async def test_starting_a_finished_run_again_replays_it_without_calling_anything(backend: Backend) -> None:
     runs: list[str] = []
 
     @tool(effect="read")
@@ -214,7 +232,7 @@ async def test_starting_a_finished_run_again_replays_it_without_calling_anything
         return key.upper()
 
     agent = Agent("a", model=ScriptedModel([call("look", key="x"), "done"]), tools=[look])
-    with journal_at(tmp_path) as journal:
+    with backend.open() as journal:
         first = await agent.start("go", journal=journal, run_id="r")
         again = await agent.override(model=ScriptedModel([])).start("go", journal=journal, run_id="r")
         with pytest.raises(JournalError, match="different prompt"):
@@ -226,16 +244,16 @@ async def test_starting_a_finished_run_again_replays_it_without_calling_anything
     assert again.messages == first.messages
 
 
-async def test_a_run_cut_off_mid_tool_resumes_from_its_first_unrecorded_point(tmp_path: Path) -> None:
+async def test_a_run_cut_off_mid_tool_resumes_from_its_first_unrecorded_point(backend: Backend) -> None:
     gate = Gate(block_at=2)
     paid: list[tuple[str, str]] = []
     model = ScriptedModel([call("pay", item="a"), call("pay", item="b"), "done"])
     agent = Agent("a", model=model, tools=[gated(gate, idempotent=True, log=paid)])
-    with journal_at(tmp_path) as journal:
+    with backend.open() as journal:
         await cut_off_inside(gate, agent.start("go", journal=journal, run_id="r"))
     gate.release.set()
     resumed_model = ScriptedModel(["done"])
-    with journal_at(tmp_path) as journal:
+    with backend.open() as journal:
         result = await agent.override(model=resumed_model).resume("r", journal=journal)
     assert result.output == "done"
     # The first call's output was replayed; the idempotent second ran again with the same key.
@@ -247,11 +265,11 @@ async def test_a_run_cut_off_mid_tool_resumes_from_its_first_unrecorded_point(tm
 
 
 @pytest.mark.parametrize("approved", [True, False])
-async def test_a_cut_off_write_that_is_not_idempotent_is_put_to_the_approver(tmp_path: Path, approved: bool) -> None:
+async def test_a_cut_off_write_that_is_not_idempotent_is_put_to_the_approver(backend: Backend, approved: bool) -> None:
     gate = Gate()
     paid: list[tuple[str, str]] = []
     agent = Agent("a", model=ScriptedModel([call("pay", item="a"), "done"]), tools=[gated(gate, log=paid)])
-    with journal_at(tmp_path) as journal:
+    with backend.open() as journal:
         await cut_off_inside(gate, agent.start("go", journal=journal, run_id="r"))
     gate.release.set()
     asked: list[ApprovalRequest] = []
@@ -260,7 +278,7 @@ async def test_a_cut_off_write_that_is_not_idempotent_is_put_to_the_approver(tmp
         asked.append(request)
         return Approval(approved, "the test says so")
 
-    with journal_at(tmp_path) as journal:
+    with backend.open() as journal:
         result = await agent.override(model=ScriptedModel(["done"])).resume("r", journal=journal, approver=approver)
     assert [request.uncertain for request in asked] == [True]
     (uncertain,) = result.uncertain_calls
@@ -272,19 +290,19 @@ async def test_a_cut_off_write_that_is_not_idempotent_is_put_to_the_approver(tmp
         assert "may or may not have taken effect" in tool_result.content
 
 
-async def test_a_cut_off_write_is_refused_without_an_approver(tmp_path: Path) -> None:
+async def test_a_cut_off_write_is_refused_without_an_approver(backend: Backend) -> None:
     gate = Gate()
     paid: list[tuple[str, str]] = []
     agent = Agent("a", model=ScriptedModel([call("pay", item="a"), "done"]), tools=[gated(gate, log=paid)])
-    with journal_at(tmp_path) as journal:
+    with backend.open() as journal:
         await cut_off_inside(gate, agent.start("go", journal=journal, run_id="r"))
         result = await agent.override(model=ScriptedModel(["done"])).resume("r", journal=journal)
     assert len(paid) == 1 and not result.uncertain_calls[0].rerun
 
 
-async def test_resume_refuses_a_run_it_does_not_know_or_of_another_agent(tmp_path: Path) -> None:
+async def test_resume_refuses_a_run_it_does_not_know_or_of_another_agent(backend: Backend) -> None:
     agent = Agent("a", model=ScriptedModel(["done"]))
-    with journal_at(tmp_path) as journal:
+    with backend.open() as journal:
         with pytest.raises(JournalError, match="no run nope"):
             await agent.resume("nope", journal=journal)
         await agent.start("go", journal=journal, run_id="r")
@@ -292,9 +310,9 @@ async def test_resume_refuses_a_run_it_does_not_know_or_of_another_agent(tmp_pat
             await Agent("b", model=ScriptedModel([])).resume("r", journal=journal)
 
 
-async def test_resume_pending_resumes_every_run_cut_off_and_leaves_finished_ones(tmp_path: Path) -> None:
+async def test_resume_pending_resumes_every_run_cut_off_and_leaves_finished_ones(backend: Backend) -> None:
     gates = [Gate(), Gate()]
-    with journal_at(tmp_path) as journal:
+    with backend.open() as journal:
         await Agent("done-already", model=ScriptedModel(["ok"])).start("go", journal=journal, run_id="finished")
         for index, gate in enumerate(gates):
             agent = Agent(
@@ -308,19 +326,19 @@ async def test_resume_pending_resumes_every_run_cut_off_and_leaves_finished_ones
         Agent(f"a{index}", model=ScriptedModel(["resumed"]), tools=[gated(gate, idempotent=True)])
         for index, gate in enumerate(gates)
     ]
-    results = await resume_pending(tmp_path / "journal.sqlite", agents)
+    results = await resume_pending(backend.location, agents)
     assert {run_id: result.output for run_id, result in results.items()} == {"r0": "resumed", "r1": "resumed"}
-    with journal_at(tmp_path) as journal:
+    with backend.open() as journal:
         assert journal.pending_runs() == []
 
 
 # -- leases ------------------------------------------------------------------------------------------
 
 
-async def test_a_run_held_by_another_owner_is_refused_until_it_is_released(tmp_path: Path) -> None:
+async def test_a_run_held_by_another_owner_is_refused_until_it_is_released(backend: Backend) -> None:
     gate = Gate()
     agent = Agent("a", model=ScriptedModel([call("pay", item="a"), "done"]), tools=[gated(gate, idempotent=True)])
-    with journal_at(tmp_path) as holder, journal_at(tmp_path) as other:
+    with backend.open() as holder, backend.open() as other:
         running = asyncio.ensure_future(agent.start("go", journal=holder, run_id="r"))
         await gate.entered.wait()
         with pytest.raises(RunLeasedError, match="held by another process") as refused:
@@ -333,28 +351,20 @@ async def test_a_run_held_by_another_owner_is_refused_until_it_is_released(tmp_p
         assert (await agent.override(model=ScriptedModel([])).resume("r", journal=other)).completed
 
 
-async def test_a_holder_whose_lease_was_taken_over_cannot_write_any_more(tmp_path: Path) -> None:
+async def test_a_holder_whose_lease_was_taken_over_cannot_write_any_more(backend: Backend) -> None:
     gate = Gate()
     agent = Agent("a", model=ScriptedModel([call("pay", item="a"), "done"]), tools=[gated(gate, idempotent=True)])
-    with journal_at(tmp_path) as holder, journal_at(tmp_path) as other:
+    with backend.open() as holder, backend.open() as other:
         running = asyncio.ensure_future(agent.start("go", journal=holder, run_id="r"))
         await gate.entered.wait()
-        # The holder stalled past its lease (a frozen VM, say): another owner may take the run over.
-        with contextlib.closing(sqlite3.connect(tmp_path / "journal.sqlite")) as connection, connection:
-            connection.execute("UPDATE runs SET lease_expires_at = 0 WHERE run_id = 'r'")
+        backend.expire_lease("r")  # the holder stalled past its lease (a frozen VM, say): another may take over
         took_over = asyncio.ensure_future(agent.override(model=ScriptedModel(["done"])).resume("r", journal=other))
-        while holder_of(tmp_path, "r") != other.owner and not took_over.done():  # noqa: ASYNC110 - no event for it
+        while backend.lease_holder("r") != other.owner and not took_over.done():  # noqa: ASYNC110 - no event for it
             await asyncio.sleep(0.001)
         gate.release.set()
         stale, fresh = await running, await took_over
     assert stale.status == "error" and isinstance(stale.error, LeaseLostError)
     assert fresh.completed
-
-
-def holder_of(tmp_path: Path, run_id: str) -> str | None:
-    with contextlib.closing(sqlite3.connect(tmp_path / "journal.sqlite")) as connection:
-        row = connection.execute("SELECT lease_owner FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-    return None if row is None else str(row[0])
 
 
 # -- limits and state across restarts ----------------------------------------------------------------
@@ -364,20 +374,28 @@ def never_answers(request: ModelRequest) -> Reply:
     return call("pay", item=str(len(request.messages)))
 
 
-@pytest.mark.parametrize(
-    ("limits", "limit_name"),
-    [(Limits(max_turns=3), "max_turns"), (Limits(max_cost_usd=0.025), "max_cost_usd")],
-)
-async def test_limits_hold_across_a_restart(tmp_path: Path, limits: Limits, limit_name: str) -> None:
+async def reached_by_the_third_call(limit_name: str) -> Limits:
+    """A limit of `limit_name` that an agent replying `never_answers` reaches with its third model call."""
+    if limit_name == "max_turns":
+        return Limits(max_turns=3)
+    if limit_name == "max_cost_usd":
+        return Limits(max_cost_usd=0.025)  # 0.01 a call
+    probe = await Agent("probe", model=ScriptedModel(never_answers), limits=Limits(max_turns=1)).run("go")
+    return Limits(max_output_tokens=2 * probe.total_usage.output_tokens + 1)
+
+
+@pytest.mark.parametrize("limit_name", ["max_turns", "max_output_tokens", "max_cost_usd"])
+async def test_limits_hold_across_a_restart(backend: Backend, limit_name: str) -> None:
+    limits = await reached_by_the_third_call(limit_name)
     gate = Gate(block_at=2)  # two turns taken, the run cut off in the second one's tool
     agent = Agent(
         "a", model=ScriptedModel(never_answers, cost_per_call=0.01), tools=[gated(gate, idempotent=True)], limits=limits
     )
-    with journal_at(tmp_path) as journal:
+    with backend.open() as journal:
         await cut_off_inside(gate, agent.start("go", journal=journal, run_id="r"))
     gate.release.set()
     resumed_model = ScriptedModel(never_answers, cost_per_call=0.01)
-    with journal_at(tmp_path) as journal:
+    with backend.open() as journal:
         result = await agent.override(model=resumed_model).resume("r", journal=journal)
     assert result.status == "limit" and result.limit is not None and result.limit.limit == limit_name
     assert result.turns == 3, "the turns before the restart count"
@@ -385,18 +403,67 @@ async def test_limits_hold_across_a_restart(tmp_path: Path, limits: Limits, limi
     assert result.replayed_usage.requests == 2
 
 
-async def test_a_specialists_spending_counts_after_a_restart_that_does_not_rerun_it(tmp_path: Path) -> None:
+def slow_pay(gate: Gate, seconds: float) -> Any:
+    @tool(effect="write", idempotent=True)
+    async def pay(item: str, key: IdempotencyKey) -> str:
+        """Pay for an item, slowly.
+
+        Args:
+            item: What to pay for.
+        """
+        await asyncio.sleep(seconds)
+        await gate.pass_through()
+        return f"paid {item}"
+
+    return pay
+
+
+async def test_wall_time_spent_before_a_restart_counts_against_the_limit(backend: Backend) -> None:
+    gate = Gate(block_at=3)  # two calls of 0.3 s each, then the run is cut off in the third
+    agent = Agent("a", model=ScriptedModel(never_answers), tools=[slow_pay(gate, 0.3)])
+    with backend.open() as journal:
+        await cut_off_inside(gate, agent.start("go", journal=journal, run_id="r"))
+    gate.release.set()
+    with backend.open() as journal:
+        started = time.monotonic()
+        result = await agent.resume("r", journal=journal, limits=Limits(max_wall_seconds=1.0))
+        resumed_for = time.monotonic() - started
+    assert result.status == "limit" and result.limit is not None and result.limit.limit == "max_wall_seconds"
+    assert result.limit.used >= 1.0
+    # About 0.4 s were left of the second, not the whole second again.
+    assert resumed_for < 0.8, f"the resumed run went on for {resumed_for:.2f} s of a 1 s limit after 0.6 s"
+
+
+async def test_the_heartbeat_counts_the_time_of_a_long_call_cut_off_before_its_output(backend: Backend) -> None:
+    gate = Gate()
+    agent = Agent("a", model=ScriptedModel([call("pay", item="a"), "done"]), tools=[slow_pay(gate, 0.0)])
+    with backend.open(lease_seconds=0.3) as journal:  # renewed, with the time so far, every 0.1 s
+        running = asyncio.ensure_future(agent.start("go", journal=journal, run_id="r"))
+        await gate.entered.wait()
+        await asyncio.sleep(0.8)  # no entry is written while the call runs; only the heartbeat
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+    gate.release.set()
+    with backend.open() as journal:
+        result = await agent.override(model=ScriptedModel(["done"])).resume(
+            "r", journal=journal, limits=Limits(max_wall_seconds=0.5)
+        )
+    assert result.status == "limit", "the 0.8 s the call had run before the restart were not counted"
+
+
+async def test_a_specialists_spending_counts_after_a_restart_that_does_not_rerun_it(backend: Backend) -> None:
     specialist = Agent("helper", model=ScriptedModel(lambda request: "helped", cost_per_call=0.01), description="H.")
     lead_model = ScriptedModel([call("ask_helper", question="?"), "done"], cost_per_call=0.01)
     lead = lead_agent("lead", specialists=[specialist], model=lead_model, limits=Limits(max_cost_usd=1.0))
-    with journal_at(tmp_path) as journal:
+    with backend.open() as journal:
         first = await lead.start("go", journal=journal, run_id="r")
         again = await lead.override(model=ScriptedModel([])).start("go", journal=journal, run_id="r")
     assert first.total_usage.requests == again.total_usage.requests == 3
     assert again.replayed_usage.cost_usd == pytest.approx(0.03)
 
 
-async def test_clones_are_re_entered_and_their_summary_call_is_journalled_with_its_purpose(tmp_path: Path) -> None:
+async def test_clones_are_re_entered_and_their_summary_call_is_journalled_with_its_purpose(backend: Backend) -> None:
     def script(request: ModelRequest) -> Reply:
         if request.instructions.startswith("Summarise"):
             return "the summary"
@@ -407,7 +474,7 @@ async def test_clones_are_re_entered_and_their_summary_call_is_journalled_with_i
         return [ToolCall("c1", "spawn_clone", {"task": "one"}), ToolCall("c2", "spawn_clone", {"task": "two"})]
 
     master = Agent("master", model=ScriptedModel(script), tools=[clone_tool(inherit="summary", max_clones=2)])
-    with journal_at(tmp_path) as journal:
+    with backend.open() as journal:
         first = await master.start("go", journal=journal, run_id="r")
         assert journal.entry_count("r", slot_prefix="model:summary:") == 1
         replay_model = ScriptedModel([])
@@ -418,7 +485,7 @@ async def test_clones_are_re_entered_and_their_summary_call_is_journalled_with_i
     assert again.total_usage.requests == first.total_usage.requests == again.replayed_usage.requests
 
 
-async def test_the_decision_record_is_restored_on_resume(tmp_path: Path) -> None:
+async def test_the_decision_record_is_restored_on_resume(backend: Backend) -> None:
     from retinue.architectures.decisions import DecisionRecord
 
     gate = Gate()
@@ -434,10 +501,10 @@ async def test_the_decision_record_is_restored_on_resume(tmp_path: Path) -> None
 
     script = [call("record_decision", topic="city", value="Paris"), call("look"), "done"]
     lead = lead_agent("lead", specialists=[], tools=[look], model=ScriptedModel(script))
-    with journal_at(tmp_path) as journal:
+    with backend.open() as journal:
         await cut_off_inside(gate, lead.start("go", journal=journal, run_id="r"))
     gate.release.set()
-    with journal_at(tmp_path) as journal:
+    with backend.open() as journal:
         result = await lead.override(model=ScriptedModel(["done"])).resume("r", journal=journal)
     assert result.completed
     assert seen == ["- city: Paris [decided by lead]"] * 2  # record_decision was replayed, not run again

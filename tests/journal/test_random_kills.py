@@ -1,5 +1,7 @@
 """kill -9 a durable run at seeded random points, resume it in another process, compare with a run never killed.
 
+On SQLite and, with a few seeds, on Postgres (where the resume first waits for the dead child's lease).
+
 Each trial starts the run in a child process (`durable_scenarios.py`), waits a seeded random delay within
 the run's length, kills the child with SIGKILL, and resumes the run here. Then, against an uninterrupted
 run of the same scenario:
@@ -11,12 +13,13 @@ run of the same scenario:
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import random
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,13 +27,15 @@ from typing import Any
 import pytest
 
 from retinue.approvals import Approval, ApprovalRequest
-from retinue.journal import SQLiteJournal
+from retinue.errors import RunLeasedError
 from retinue.result import RunResult
+from retinue.testing.postgres_cluster import PostgresCluster
 
 from .durable_scenarios import PROMPT, RUN_ID, SCENARIOS, World, read_lines, start, world_for
 
 CHILD = Path(__file__).with_name("durable_scenarios.py")
 TRIALS = 20  # per scenario, seeded: the same kill points in every CI run
+POSTGRES_TRIALS = 4  # each waits for a lease to run out: a few seeds, to keep CI short
 
 
 @dataclass
@@ -49,10 +54,12 @@ def refuse_uncertain(requests: list[ApprovalRequest]) -> Any:
     return approver
 
 
-async def baseline(scenario: str, workdir: Path) -> Baseline:
-    world = world_for(scenario, workdir)
+async def baseline(scenario: str, workdir: Path, journal_url: str | None = None) -> Baseline:
+    world = world_for(scenario, workdir, journal_url)
+    world.workdir.mkdir(parents=True, exist_ok=True)
+    journal = world.open_journal()  # opened first, as the child opens it before the kill points start
     started = time.perf_counter()
-    result = await start(scenario, world)
+    result = await start(scenario, world, journal)
     seconds = time.perf_counter() - started
     assert result.completed, result.describe()
     assert isinstance(result.output, str)
@@ -62,9 +69,12 @@ async def baseline(scenario: str, workdir: Path) -> Baseline:
 class Child:
     """The run of `scenario` in a child process, killed with SIGKILL after `delay` seconds of running."""
 
-    def __init__(self, scenario: str, workdir: Path) -> None:
+    def __init__(self, scenario: str, world: World) -> None:
+        postgres = [] if world.journal_url is None else [world.journal_url]
         self.process = subprocess.Popen(
-            [sys.executable, str(CHILD), scenario, str(workdir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            [sys.executable, str(CHILD), scenario, str(world.workdir), *postgres],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         assert self.process.stdout is not None
         ready = self.process.stdout.readline()
@@ -96,7 +106,14 @@ async def resume(scenario: str, world: World, asked: list[ApprovalRequest]) -> R
     # Started again, not resumed: a start is idempotent on the run id, and the kill may have come before the
     # run was journalled at all.
     agent = SCENARIOS[scenario](world)
-    return await agent.start(PROMPT, journal=world.journal, run_id=RUN_ID, deps=world, approver=refuse_uncertain(asked))
+    with world.open_journal() as journal:
+        while True:
+            try:
+                return await agent.start(
+                    PROMPT, journal=journal, run_id=RUN_ID, deps=world, approver=refuse_uncertain(asked)
+                )
+            except RunLeasedError as held:  # on Postgres, until the killed child's lease has run out
+                await asyncio.sleep(max(0.0, held.expires_at - time.time()) + 0.01)
 
 
 @dataclass
@@ -109,8 +126,8 @@ class AtKill:
     @classmethod
     def of(cls, world: World) -> AtKill:
         journalled = 0
-        if world.journal.exists():
-            with SQLiteJournal(world.journal) as journal:
+        if world.journal_url is not None or world.journal.exists():
+            with world.open_journal() as journal:
                 journalled = journal.entry_count(slot_prefix="model:")
         return cls(journalled, len(read_lines(world.served)))
 
@@ -143,27 +160,46 @@ def check_against_baseline(
     assert result.replayed_usage.requests == at_kill.journalled
 
 
-def kill_points(scenario: str, seconds: float) -> Iterator[tuple[int, float]]:
+def kill_points(scenario: str, seconds: float, trials: int) -> Iterator[tuple[int, float]]:
     chooser = random.Random(f"{scenario}-kills")
-    for trial in range(TRIALS):
+    for trial in range(trials):
         yield trial, chooser.uniform(0.0, seconds * 1.1)
 
 
-@pytest.mark.parametrize("scenario", ["single", "team"])
-async def test_killed_at_random_points_the_resumed_run_ends_as_if_never_killed(scenario: str, tmp_path: Path) -> None:
-    expected = await baseline(scenario, tmp_path / "baseline")
+async def kill_and_resume(
+    scenario: str, tmp_path: Path, trials: int, journal_url_for: Callable[[str], str | None]
+) -> collections.Counter[str]:
+    """Run `trials` seeded kill trials of `scenario`, each journalled at `journal_url_for(name)` (None: SQLite)."""
+    expected = await baseline(scenario, tmp_path / "baseline", journal_url_for("baseline"))
     outcomes = collections.Counter[str]()
-    for trial, delay in kill_points(scenario, expected.seconds):
-        world = world_for(scenario, tmp_path / f"trial-{trial}")
+    for trial, delay in kill_points(scenario, expected.seconds, trials):
+        world = world_for(scenario, tmp_path / f"trial-{trial}", journal_url_for(f"trial_{trial}"))
         world.workdir.mkdir()
-        Child(scenario, world.workdir).kill_after(delay)
+        Child(scenario, world).kill_after(delay)
         at_kill = AtKill.of(world)
         asked: list[ApprovalRequest] = []
         result = await resume(scenario, world, asked)
         check_against_baseline(result, world, expected, at_kill, asked)
         outcomes["uncertain" if result.uncertain_calls else "replayed" if at_kill.journalled else "not begun"] += 1
+    return outcomes
+
+
+@pytest.mark.parametrize("scenario", ["single", "team"])
+async def test_killed_at_random_points_the_resumed_run_ends_as_if_never_killed(scenario: str, tmp_path: Path) -> None:
+    outcomes = await kill_and_resume(scenario, tmp_path, TRIALS, lambda name: None)
     # The seeded points do land mid-run: some trials resume a run that had made progress.
     assert outcomes["replayed"] + outcomes["uncertain"] > TRIALS // 2, outcomes
+
+
+@pytest.mark.parametrize("scenario", ["single", "team"])
+async def test_killed_at_random_points_on_postgres_the_resumed_run_ends_as_if_never_killed(
+    scenario: str, tmp_path: Path, postgres_cluster: PostgresCluster
+) -> None:
+    def database(name: str) -> str:  # one per trial: each starts the same run id afresh
+        return postgres_cluster.create_database(f"kills_{scenario}_{name}")
+
+    outcomes = await kill_and_resume(scenario, tmp_path, POSTGRES_TRIALS, database)
+    assert outcomes["replayed"] + outcomes["uncertain"] >= POSTGRES_TRIALS // 2, outcomes
 
 
 @pytest.mark.parametrize(("tool_name", "idempotent"), [("book", True), ("charge", False)])
@@ -173,7 +209,7 @@ async def test_a_write_killed_mid_call_runs_again_only_if_idempotent(
     expected = await baseline("cut-off", tmp_path / "baseline")
     world = world_for("cut-off", tmp_path / "killed")
     world.workdir.mkdir()
-    Child("cut-off", world.workdir).kill_when(world, f"{tool_name} car")
+    Child("cut-off", world).kill_when(world, f"{tool_name} car")
     at_kill = AtKill.of(world)
     asked: list[ApprovalRequest] = []
     result = await resume("cut-off", world, asked)

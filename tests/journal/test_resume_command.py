@@ -10,6 +10,8 @@ import pytest
 
 from retinue.cli import main
 
+from .conftest import Backend
+
 AGENT_MODULE = '''
 from retinue import Agent, tool
 from retinue.testing.scripted import ScriptedModel, call
@@ -34,12 +36,12 @@ def agent_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def test_resume_replays_a_run_and_prints_its_output(
-    tmp_path: Path, agent_module: str, capsys: pytest.CaptureFixture[str]
+    backend: Backend, agent_module: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import durable_cli_agents  # type: ignore[import-not-found]
 
-    journal = tmp_path / "journal.sqlite"
-    first = asyncio.run(durable_cli_agents.agent.start("find x", journal=journal, run_id="run-7"))
+    journal = backend.location  # a file, or a postgresql:// URL
+    first = asyncio.run(durable_cli_agents.make_agent().start("find x", journal=journal, run_id="run-7"))
     assert first.completed
 
     # A fresh agent from the factory: its script is unused, so any model call would fail the run.

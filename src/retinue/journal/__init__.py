@@ -6,8 +6,14 @@
     result = await agent.resume("trip-42", journal=journal)
     results = await resume_pending(journal, [agent])
 
+Many workers share a Postgres journal (`pip install 'retinue[postgres]'`):
+
+    journal = PostgresJournal("postgresql://db/app")     # or pass the URL itself wherever a journal goes
+    await submit_run(journal, agent, "Book the trip")   # queued, for whichever worker is free
+    await work(journal, [agent], concurrency=4)         # what `retinue worker` runs
+
 See `retinue.journal.journal` for what is recorded and how a run is replayed. Names load on first use, so
-that importing the loop does not load SQLite.
+that importing the loop does not load SQLite (nor psycopg).
 """
 
 from __future__ import annotations
@@ -17,8 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .journal import NO_JOURNAL, Journal, JournalRun, JournalStatus, RunJournal
-    from .resume import default_journal_path, open_journal, resume_pending
+    from .postgres_journal import PostgresJournal
+    from .resume import default_journal_path, open_journal, resume_pending, submit_run
     from .sqlite_journal import SQLiteJournal
+    from .worker import work
 
 _WHERE = {
     "NO_JOURNAL": ".journal",
@@ -26,10 +34,13 @@ _WHERE = {
     "JournalRun": ".journal",
     "JournalStatus": ".journal",
     "RunJournal": ".journal",
+    "PostgresJournal": ".postgres_journal",
     "SQLiteJournal": ".sqlite_journal",
     "default_journal_path": ".resume",
     "open_journal": ".resume",
     "resume_pending": ".resume",
+    "submit_run": ".resume",
+    "work": ".worker",
 }
 
 
@@ -45,9 +56,12 @@ __all__ = [
     "Journal",
     "JournalRun",
     "JournalStatus",
+    "PostgresJournal",
     "RunJournal",
     "SQLiteJournal",
     "default_journal_path",
     "open_journal",
     "resume_pending",
+    "submit_run",
+    "work",
 ]

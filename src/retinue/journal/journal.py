@@ -11,12 +11,17 @@ Entries are keyed by run id and turn (and tool call id, or the purpose and numbe
 by their order in the file, so the concurrent sub-runs of one tree cannot be mis-paired; sub-run ids derive
 from their parent's (`run_context.sub_run_id`).
 
-`Journal` is what a backend implements (`SQLiteJournal`). `RunJournal` is one run's handle, in
+`Journal` is what a backend implements (`SQLiteJournal`, `PostgresJournal`). `RunJournal` is one run's handle, in
 `RunContext.journal`: the loop calls only its few methods. `NO_JOURNAL`, the handle of a run without a
 journal, does nothing and costs next to nothing.
 
 Payloads are exact, not redacted: the journal must give back what the model and the tools said. It is
 readable by its owner only; the trace store (`retinue.store`) is the redacted view for people.
+
+Wall time spent in earlier processes counts against `Limits.max_wall_seconds`: each entry records how long
+its run had been going when it was written, and the lease's heartbeat records it for the root between
+entries (a long tool call). A resumed run's clock starts from the latest of these, so a run cannot escape
+its wall-time limit by being restarted; the time between a kill and the resume does not count.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ import contextlib
 import dataclasses
 import json
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
 
@@ -37,6 +43,7 @@ from ..usage import Usage
 # The serializer (in the trace store's package) is imported by the methods of durable runs only: a run
 # without a journal must not pay for loading the store.
 if TYPE_CHECKING:
+    from ..limits import Budget
     from ..messages import ToolCall
     from ..result import UncertainCall
     from ..run_context import RunContext, SubRuns
@@ -75,6 +82,8 @@ class RecordedRun:
     """Entry bodies (JSON) by (turn, slot): "model:<purpose>:<n>", "start:<call id>", "output:<call id>"."""
     delegated: set[tuple[int, str]]
     """(turn, tool call id) of this run's calls that started sub-runs."""
+    elapsed_seconds: float = 0.0
+    """How long the run had been going at its last entry or heartbeat, in every process that ran it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +105,10 @@ class JournalRun:
 class Journal(Protocol):
     """A write-ahead journal of durable runs. Every `async` method returns once its write is committed.
 
-    A root run is leased to one owner at a time: `open_run` of a root takes the lease (or raises
-    `RunLeasedError`), `renew_lease` extends it, finishing the root releases it, and every append of a tree
-    is refused (`LeaseLostError`) once another owner has taken its root over.
+    A root run is leased to one owner at a time: `open_run` of a root (or `claim_pending`) takes the lease
+    (or raises `RunLeasedError`), `renew_lease` extends it, finishing the root or `release_lease` releases
+    it, and every append of a tree is refused (`LeaseLostError`) once another owner has taken its root over.
+    `elapsed` arguments are how long the run has been going, in seconds, over every process that ran it.
     """
 
     owner: str
@@ -108,7 +118,7 @@ class Journal(Protocol):
         """Create the run and return None, or return what it recorded; a root run is leased first."""
         ...
 
-    async def append(self, root_run_id: str, run_id: str, turn: int, slot: str, body: str) -> None:
+    async def append(self, root_run_id: str, run_id: str, turn: int, slot: str, body: str, elapsed: float) -> None:
         """Record one entry of `run_id` (in the tree `root_run_id`, whose lease this owner must hold)."""
         ...
 
@@ -116,7 +126,24 @@ class Journal(Protocol):
         """Record how the run ended; a root run's lease is released."""
         ...
 
-    async def renew_lease(self, root_run_id: str) -> None: ...
+    async def renew_lease(self, root_run_id: str, elapsed: float) -> None: ...
+
+    async def release_lease(self, root_run_id: str) -> None:
+        """Give the root's lease up without ending the run: it stays pending, for another owner to take."""
+        ...
+
+    async def claim_pending(self, agents: Collection[str], exclude: Collection[str] = ()) -> JournalRun | None:
+        """Take the lease of the oldest pending root run of one of `agents` that no live owner holds.
+
+        For workers: two owners never claim the same run. Runs in `exclude` are passed over. The lease is
+        this owner's until it opens the run (which keeps it) or releases it; None when there is nothing to take.
+        """
+        ...
+
+    async def wait_for_pending(self, max_seconds: float) -> None:
+        """Return once a pending run may have become free to claim (released, or its lease ran out), or after
+        `max_seconds`, whichever is first; it may return earlier."""
+        ...
 
     async def save_state(self, root_run_id: str, name: str, body: str) -> None:
         """Keep `body` as the latest state `name` of the tree (the decision record, say)."""
@@ -226,9 +253,9 @@ class JournalledTree:
     uncertain: list[UncertainCall] = field(default_factory=list)
     lease_renewal: asyncio.Task[None] | None = None
 
-    def start_lease_renewal(self) -> None:
+    def start_lease_renewal(self, elapsed: Callable[[], float]) -> None:
         self.lease_renewal = asyncio.get_running_loop().create_task(
-            self._renew_lease(), name=f"retinue journal lease of {self.root_run_id}"
+            self._renew_lease(elapsed), name=f"retinue journal lease of {self.root_run_id}"
         )
 
     async def stop_lease_renewal(self) -> None:
@@ -238,13 +265,13 @@ class JournalledTree:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _renew_lease(self) -> None:
+    async def _renew_lease(self, elapsed: Callable[[], float]) -> None:
         # A third of the lease: two renewals may be late (a busy disk) before another process could take over.
         interval = self.journal.lease_seconds / 3
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.journal.renew_lease(self.root_run_id)
+                await self.journal.renew_lease(self.root_run_id, elapsed())
             except LeaseLostError:
                 log.warning("run %s: another process took its lease over; its next write will fail", self.root_run_id)
                 return
@@ -255,7 +282,7 @@ class JournalledTree:
 class JournalledRun(RunJournal):
     """The handle of a run written ahead into `tree.journal`."""
 
-    __slots__ = ("_delegated", "_model_calls", "_recorded", "_tree", "run_id")
+    __slots__ = ("_budget", "_delegated", "_model_calls", "_recorded", "_tree", "run_id")
 
     active = True
 
@@ -265,6 +292,7 @@ class JournalledRun(RunJournal):
         self._recorded: dict[tuple[int, str], str] = {}  # what is left to replay
         self._delegated: set[tuple[int, str]] = set()
         self._model_calls: dict[tuple[int, str], int] = {}  # model calls made so far, by (turn, purpose)
+        self._budget: Budget | None = None  # set by `open`: the run's clock, for the elapsed time of entries
 
     @classmethod
     def root(cls, journal: Journal, run_id: str) -> JournalledRun:
@@ -293,8 +321,13 @@ class JournalledRun(RunJournal):
             history=dumps(history) if history else None,
         )
         recorded = await tree.journal.open_run(opening)
+        self._budget = context.budget
+        if recorded is not None and recorded.status in PENDING_STATUSES:
+            # Cut off mid-way: the time it ran before counts against its wall-time limit. A run that had
+            # ended is replayed to its recorded ending, within the limits it met the first time.
+            context.budget.started_at -= recorded.elapsed_seconds
         if parent is None:
-            tree.start_lease_renewal()
+            tree.start_lease_renewal(self._elapsed)
         if recorded is None:
             return prompt, history
         self._recorded = recorded.entries
@@ -303,6 +336,10 @@ class JournalledRun(RunJournal):
         # decision record) that has moved on since.
         restored = None if recorded.history is None else decode(json.loads(recorded.history), list[Message])
         return recorded.prompt, restored
+
+    def _elapsed(self) -> float:
+        budget = self._budget
+        return 0.0 if budget is None else time.monotonic() - budget.started_at
 
     def model_slot(self, turn: int, purpose: str) -> str:
         # Numbered per purpose and turn: a compaction and the turn's own call, or two summaries, never collide.
@@ -323,7 +360,7 @@ class JournalledRun(RunJournal):
     async def record_response(self, turn: int, slot: str, response: ModelResponse) -> None:
         from ..store.serialize import dumps
 
-        await self.journal.append(self._tree.root_run_id, self.run_id, turn, slot, dumps(response))
+        await self._append(turn, slot, dumps(response))
 
     def replayed_output(self, turn: int, call: ToolCall) -> RecordedOutput | None:
         if not self._recorded:
@@ -347,7 +384,7 @@ class JournalledRun(RunJournal):
         from ..store.serialize import dumps
 
         body = dumps({"name": call.name, "arguments": call.arguments, "key": key})
-        await self.journal.append(self._tree.root_run_id, self.run_id, turn, f"start:{call.id}", body)
+        await self._append(turn, f"start:{call.id}", body)
 
     async def record_call_output(
         self, turn: int, call: ToolCall, output: tuple[str, bool], sub_runs: SubRuns | None
@@ -356,7 +393,10 @@ class JournalledRun(RunJournal):
         if sub_runs is not None:
             fields += [sub_runs.count, dataclasses.asdict(sub_runs.usage)]
         body = json.dumps(fields, ensure_ascii=False)
-        await self.journal.append(self._tree.root_run_id, self.run_id, turn, f"output:{call.id}", body)
+        await self._append(turn, f"output:{call.id}", body)
+
+    async def _append(self, turn: int, slot: str, body: str) -> None:
+        await self.journal.append(self._tree.root_run_id, self.run_id, turn, slot, body, self._elapsed())
 
     def note_uncertain(self, call: UncertainCall) -> None:
         self._tree.uncertain.append(call)

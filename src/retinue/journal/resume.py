@@ -1,4 +1,4 @@
-"""Starting and resuming durable runs: which journal, which run, and every pending run at once."""
+"""Starting and resuming durable runs: which journal, which run, every pending run at once, and queueing one."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import JournalError, RunLeasedError
-from .journal import Journal, JournalRun
+from .journal import Journal, JournalRun, RunOpening
 
 if TYPE_CHECKING:
     from ..agent import Agent
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("retinue.journal")
 
 JOURNAL_FILE_NAME = "journal.sqlite"
+POSTGRES_URL_PREFIXES = ("postgresql://", "postgres://")
 
 
 def default_journal_path() -> Path:
@@ -29,15 +30,28 @@ def default_journal_path() -> Path:
     return base / JOURNAL_FILE_NAME
 
 
+def is_postgres_url(location: str | os.PathLike[str]) -> bool:
+    return isinstance(location, str) and location.startswith(POSTGRES_URL_PREFIXES)
+
+
+def journal_at(location: str | os.PathLike[str], *, lease_seconds: float | None = None) -> Journal:
+    """The Postgres journal at a `postgresql://` (or `postgres://`) URL, or the SQLite journal at a path."""
+    if is_postgres_url(location):
+        from .postgres_journal import DEFAULT_LEASE_SECONDS, PostgresJournal
+
+        return PostgresJournal(str(location), lease_seconds=lease_seconds or DEFAULT_LEASE_SECONDS)
+    from .sqlite_journal import DEFAULT_LEASE_SECONDS, SQLiteJournal
+
+    return SQLiteJournal(location, lease_seconds=lease_seconds or DEFAULT_LEASE_SECONDS)
+
+
 @contextlib.contextmanager
 def open_journal(journal: Journal | str | os.PathLike[str]) -> Iterator[Journal]:
-    """`journal` itself, or the SQLite journal at that path, opened here and closed afterwards."""
+    """`journal` itself, or the journal at that URL or path (`journal_at`), opened here and closed afterwards."""
     if not isinstance(journal, str | os.PathLike):
         yield journal
         return
-    from .sqlite_journal import SQLiteJournal
-
-    opened = SQLiteJournal(journal)
+    opened = journal_at(journal)
     try:
         yield opened
     finally:
@@ -82,7 +96,7 @@ async def resume_pending(
     limits) go to every `resume`. Runs of agents not given, and runs another process holds, are left alone
     (and logged). Returns the results by run id.
     """
-    by_name = _agents_by_name(agents)
+    by_name = agents_by_name(agents)
     with open_journal(journal) as opened:
         pending = [run for run in opened.pending_runs() if _known(run, by_name)]
 
@@ -97,7 +111,28 @@ async def resume_pending(
     return {run.run_id: result for run, result in zip(pending, results, strict=True) if result is not None}
 
 
-def _agents_by_name(agents: Agent[Any] | Iterable[Agent[Any]] | Mapping[str, Agent[Any]]) -> dict[str, Agent[Any]]:
+async def submit_run(
+    journal: Journal | str | os.PathLike[str], agent: Agent[Any] | str, prompt: str, *, run_id: str | None = None
+) -> str:
+    """Queue a durable run of `agent` (an agent, or its name) for a worker (`retinue worker`); its run id.
+
+    The run is recorded as pending, with nothing done yet; the first worker serving that agent takes it.
+    Idempotent on `run_id`: submitting a run the journal already holds (with the same agent and prompt)
+    changes nothing.
+    """
+    from ..run_context import new_run_id
+
+    name = agent if isinstance(agent, str) else agent.name
+    run_id = run_id or new_run_id()
+    with open_journal(journal) as opened:
+        check_start(opened, name, run_id, prompt)
+        if opened.get_run(run_id) is None:
+            await opened.open_run(RunOpening(run_id, run_id, None, None, None, name, prompt, history=None))
+            await opened.release_lease(run_id)  # pending, and free for a worker to claim
+    return run_id
+
+
+def agents_by_name(agents: Agent[Any] | Iterable[Agent[Any]] | Mapping[str, Agent[Any]]) -> dict[str, Agent[Any]]:
     # Told apart by shape, not by class: this module is imported by the agent's, not the other way round.
     if isinstance(agents, Mapping):
         return dict(agents)

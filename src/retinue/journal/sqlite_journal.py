@@ -13,6 +13,8 @@ futures. Writes keep their order: while the writer thread has a backlog, later w
 Tables: `runs` (one row per run of every tree: its place in the tree, prompt, status, and for a root the
 lease), `entries` (what each run recorded, keyed by run id, turn and slot), `states` (named state shared by
 a tree, such as the decision record; the latest value only).
+
+Workers (`retinue worker`) find pending runs by polling the file: SQLite has no way to wake another process.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ import time
 import uuid
 import weakref
 from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import asdict
+from collections.abc import Callable, Collection
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -40,8 +42,9 @@ from .journal import PENDING_STATUSES, JournalRun, JournalStatus, RecordedRun, R
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the elapsed time of entries and of a root's heartbeat (wall-time limits)
 DEFAULT_LEASE_SECONDS = 30.0
+POLL_SECONDS = 0.5  # how often a waiting worker looks for pending runs
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -58,7 +61,8 @@ CREATE TABLE IF NOT EXISTS runs (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     lease_owner TEXT,
-    lease_expires_at REAL
+    lease_expires_at REAL,
+    elapsed REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS runs_by_parent ON runs (parent_run_id);
 CREATE TABLE IF NOT EXISTS entries (
@@ -67,6 +71,7 @@ CREATE TABLE IF NOT EXISTS entries (
     slot TEXT NOT NULL,
     body TEXT NOT NULL,
     at REAL NOT NULL,
+    elapsed REAL NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, turn, slot)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS states (
@@ -76,6 +81,12 @@ CREATE TABLE IF NOT EXISTS states (
     at REAL NOT NULL,
     PRIMARY KEY (root_run_id, name)
 ) WITHOUT ROWID;
+"""
+
+# What version 1 lacked; the columns' defaults (no time carried over) are right for runs it recorded.
+_UPGRADE_FROM_1 = """
+ALTER TABLE runs ADD COLUMN elapsed REAL NOT NULL DEFAULT 0;
+ALTER TABLE entries ADD COLUMN elapsed REAL NOT NULL DEFAULT 0;
 """
 
 _CHECKPOINT_EVERY = 500  # inline commits between checkpoints: the log stays a few megabytes at most
@@ -121,11 +132,7 @@ class SQLiteJournal:
             queue.SimpleQueue()
         )
         self._writer_connection = self._connect()
-        self._writer_connection.executescript(_SCHEMA)
-        self._writer_connection.execute(
-            "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-        )
-        self._check_schema_version()
+        self._set_up_schema()
         # Commits on the caller's thread must never wait for a lock (busy: the writer thread takes the write)
         # nor run a checkpoint (the checkpoint thread does).
         self._inline = None if synchronous == "full" else self._connect(timeout=0.0)
@@ -179,11 +186,29 @@ class SQLiteJournal:
             raise JournalError(f"{self.path} is not a usable journal ({exc}); point at another file") from exc
         return connection
 
-    def _check_schema_version(self) -> None:
-        row = self._writer_connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is None or int(row[0]) != SCHEMA_VERSION:
+    def _set_up_schema(self) -> None:
+        connection = self._writer_connection
+        try:
+            connection.execute("BEGIN IMMEDIATE")  # two processes opening a new file: one creates, one waits
+            for statement in _statements(_SCHEMA):  # not executescript, which would commit at once
+                connection.execute(statement)
+            connection.execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+            version = int(connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+            if version == 1:
+                for statement in _statements(_UPGRADE_FROM_1):
+                    connection.execute(statement)
+                connection.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+                version = SCHEMA_VERSION
+            connection.execute("COMMIT")
+        except (sqlite3.DatabaseError, ValueError) as exc:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise JournalError(f"{self.path} is not a usable journal ({exc}); point at another file") from exc
+        if version != SCHEMA_VERSION:
             raise JournalError(
-                f"{self.path} is a journal of schema version {row and row[0]}; this retinue reads version "
+                f"{self.path} is a journal of schema version {version}; this retinue reads version "
                 f"{SCHEMA_VERSION}. Resume its runs with the retinue that wrote them, or use a new file."
             )
 
@@ -349,7 +374,7 @@ class SQLiteJournal:
     def _open(self, connection: sqlite3.Connection, opening: RunOpening) -> RecordedRun | None:
         now = time.time()
         row = connection.execute(
-            "SELECT prompt, history, status, lease_owner, lease_expires_at FROM runs WHERE run_id = ?",
+            "SELECT prompt, history, status, lease_owner, lease_expires_at, elapsed FROM runs WHERE run_id = ?",
             (opening.run_id,),
         ).fetchone()
         connection.execute("SAVEPOINT open_run")
@@ -393,19 +418,20 @@ class SQLiteJournal:
             raise
         if row is None:
             return None
-        entries = {
-            (turn, slot): body
-            for turn, slot, body in connection.execute(
-                "SELECT turn, slot, body FROM entries WHERE run_id = ?", (opening.run_id,)
-            )
-        }
+        entries: dict[tuple[int, str], str] = {}
+        elapsed = float(row[5])
+        for turn, slot, body, entry_elapsed in connection.execute(
+            "SELECT turn, slot, body, elapsed FROM entries WHERE run_id = ?", (opening.run_id,)
+        ):
+            entries[(turn, slot)] = body
+            elapsed = max(elapsed, entry_elapsed)
         delegated = {
             (turn, call_id)
             for turn, call_id in connection.execute(
                 "SELECT parent_turn, parent_tool_call_id FROM runs WHERE parent_run_id = ?", (opening.run_id,)
             )
         }
-        return RecordedRun(prompt=row[0], history=row[1], status=row[2], entries=entries, delegated=delegated)
+        return RecordedRun(row[0], row[1], row[2], entries, delegated, elapsed)
 
     def _check_lease_free(self, run_id: str, owner: str | None, expires_at: float | None, now: float) -> None:
         if owner is None or owner == self.owner or expires_at is None or expires_at < now:
@@ -430,13 +456,13 @@ class SQLiteJournal:
                 "let its holder go on"
             )
 
-    async def append(self, root_run_id: str, run_id: str, turn: int, slot: str, body: str) -> None:
+    async def append(self, root_run_id: str, run_id: str, turn: int, slot: str, body: str, elapsed: float) -> None:
         def write(connection: sqlite3.Connection) -> None:
             # Fenced in one statement: nothing is written for a tree whose lease another owner holds.
             cursor = connection.execute(
-                "INSERT INTO entries(run_id, turn, slot, body, at) SELECT ?, ?, ?, ?, ? "
+                "INSERT INTO entries(run_id, turn, slot, body, at, elapsed) SELECT ?, ?, ?, ?, ?, ? "
                 "WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = ? AND lease_owner = ?)",
-                (run_id, turn, slot, body, time.time(), root_run_id, self.owner),
+                (run_id, turn, slot, body, time.time(), elapsed, root_run_id, self.owner),
             )
             if cursor.rowcount == 0:
                 self._fence(connection, root_run_id)
@@ -466,16 +492,66 @@ class SQLiteJournal:
             if is_root:
                 self._open_roots.discard(run_id)
 
-    async def renew_lease(self, root_run_id: str) -> None:
+    async def renew_lease(self, root_run_id: str, elapsed: float) -> None:
         def write(connection: sqlite3.Connection) -> None:
             cursor = connection.execute(
-                "UPDATE runs SET lease_expires_at = ? WHERE run_id = ? AND lease_owner = ?",
-                (time.time() + self.lease_seconds, root_run_id, self.owner),
+                "UPDATE runs SET lease_expires_at = ?, elapsed = max(elapsed, ?) WHERE run_id = ? AND lease_owner = ?",
+                (time.time() + self.lease_seconds, elapsed, root_run_id, self.owner),
             )
             if cursor.rowcount == 0:
                 self._fence(connection, root_run_id)
 
         await self._write(write, one_statement=True)
+
+    async def release_lease(self, root_run_id: str) -> None:
+        def write(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL WHERE run_id = ? AND lease_owner = ?",
+                (root_run_id, self.owner),
+            )
+
+        try:
+            await self._write(write, one_statement=True)
+        finally:
+            self._open_roots.discard(root_run_id)
+
+    async def claim_pending(self, agents: Collection[str], exclude: Collection[str] = ()) -> JournalRun | None:
+        if not agents:
+            return None
+
+        def write(connection: sqlite3.Connection) -> JournalRun | None:
+            now = time.time()
+            agent_marks = ", ".join("?" for _ in agents)
+            status_marks = ", ".join("?" for _ in PENDING_STATUSES)
+            rows = connection.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE parent_run_id IS NULL AND status IN ({status_marks}) "
+                f"AND agent IN ({agent_marks}) ORDER BY created_at",
+                (*PENDING_STATUSES, *agents),
+            ).fetchall()
+            for row in rows:
+                run = JournalRun(*row)
+                # Never a root this object runs now: its run would be held twice.
+                passed_over = run.run_id in exclude or run.run_id in self._open_roots
+                if passed_over or not self._lease_is_free(run, now):
+                    continue
+                expires_at = now + self.lease_seconds
+                connection.execute(
+                    "UPDATE runs SET lease_owner = ?, lease_expires_at = ? WHERE run_id = ?",
+                    (self.owner, expires_at, run.run_id),
+                )
+                return replace(run, lease_owner=self.owner, lease_expires_at=expires_at)
+            return None
+
+        return await self._write(write)
+
+    def _lease_is_free(self, run: JournalRun, now: float) -> bool:
+        owner, expires_at = run.lease_owner, run.lease_expires_at
+        if owner is None or expires_at is None or expires_at < now:
+            return True
+        return _owner_process_is_gone(owner, now)
+
+    async def wait_for_pending(self, max_seconds: float) -> None:
+        await asyncio.sleep(max(0.0, min(max_seconds, POLL_SECONDS)))
 
     async def save_state(self, root_run_id: str, name: str, body: str) -> None:
         def write(connection: sqlite3.Connection) -> None:
@@ -520,6 +596,10 @@ class SQLiteJournal:
             where += " AND run_id = ?"
             parameters.append(run_id)
         return int(self._read(f"SELECT count(*) FROM entries WHERE {where}", tuple(parameters))[0][0])
+
+
+def _statements(script: str) -> list[str]:
+    return [statement for statement in script.split(";") if statement.strip()]
 
 
 def _settle(settled: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
