@@ -8,12 +8,8 @@ tests/ui/artifacts/ for a person to look at.
 from __future__ import annotations
 
 import asyncio
-import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from retinue.messages import AssistantMessage
 from retinue.store import RunStore
@@ -21,44 +17,15 @@ from retinue.testing.scripted import ScriptedModel
 from retinue.ui import UIServer
 from store.trace_samples import SampleRun
 
-async_api = pytest.importorskip("playwright.async_api")
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).parent / "artifacts"
+
 KEY = "sk-ant-api03-Zq9x7Lm2Pw4Rt6Yv8Bn0Kc3Hd5Fg7Js9Lq1Wz"
-
-pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian's chromium at /usr/bin/chromium")
-
-
-@pytest.fixture
-async def browser_page() -> AsyncIterator[Any]:
-    async with async_api.async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = await browser.new_page(viewport={"width": 1440, "height": 960})
-            yield page
-        finally:
-            await browser.close()
 
 
 async def test_a_live_run_updates_in_the_page_and_is_approved_and_replayed_there(
-    tmp_path: Path, browser_page: Any
+    tmp_path: Path, browser_page: Any, page_problems: list[str]
 ) -> None:
     page = browser_page
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
-    ARTIFACTS.mkdir(exist_ok=True)
 
     replayer = ScriptedModel([AssistantMessage(text="Which dates would you like to travel?")], name="replayer")
     with RunStore(tmp_path / "runs.sqlite") as store:
@@ -103,4 +70,4 @@ async def test_a_live_run_updates_in_the_page_and_is_approved_and_replayed_there
             await page.screenshot(path=str(ARTIFACTS / "replay_of_a_step.png"), full_page=True)
 
             assert KEY not in await page.content()
-    assert problems == []
+    assert page_problems == []

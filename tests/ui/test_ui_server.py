@@ -87,8 +87,9 @@ async def test_the_api_serves_runs_trees_and_exact_calls_with_secrets_masked(
     for path in ("api/runs", f"api/runs/{result.run_id}", *(f"api/calls/{n}" for n in range(1, 6))):
         every_response += (await _get(http, base + path))[1]
     assert KEY not in every_response
-    assert (await _get(http, base + "api/runs/nope"))[0] == 404
-    assert (await _get(http, base + "api/calls/77"))[0] == 404
+    assert await _get(http, base + "api/runs/nope") == (404, f"No run 'nope' in {store.path}.")
+    assert await _get(http, base + "api/calls/77") == (404, f"No model call 77 in {store.path}.")
+    assert (await _get(http, base + "api/calls/x7"))[0] == 404
 
 
 async def test_a_click_in_the_ui_answers_the_agent_waiting_for_approval(
@@ -173,6 +174,15 @@ async def test_a_replay_from_the_ui_returns_the_new_answer_and_the_diff(
     status, _ = await _post(http, ui.url + "api/calls/1/replay", {"tool_descriptions": {"nope": "x"}})
     assert status == 422
     assert (await _post(http, ui.url + "api/calls/1/replay", {"model": 3}))[0] == 400
+
+
+async def test_the_page_s_scripts_are_served_and_no_other_file_is(ui: UIServer, http: aiohttp.ClientSession) -> None:
+    for script in ("app.js", "svg.js", "timeline.js"):
+        status, body = await _get(http, ui.url + script)
+        assert status == 200 and '"use strict";' in body
+    status, body = await _get(http, ui.url + "server.js")
+    assert (status, body) == (404, "No script 'server.js'.")
+    assert (await _get(http, ui.url + "static/app.js"))[0] == 404
 
 
 async def test_without_a_token_only_loopback_host_names_are_answered(ui: UIServer, http: aiohttp.ClientSession) -> None:

@@ -1,4 +1,4 @@
-"""The live web UI (`retinue ui`): runs, their agent trees, approvals and replays, in a browser."""
+"""The live web UI (`retinue ui`): runs as trees and timelines, approvals, replays, eval reports, improvements."""
 
 from .approver import UIApprover
 from .server import UIServer, serve

@@ -30,15 +30,21 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import ConfigurationError, RetinueError
+from ..evals import reports_dir
 from ..redact import current_redactor
 from ..store import InterruptedRunError, RunStore, replay_call, usage_by_agent
 from ..store.replay import ModelResolver, describe_response
 from ..store.serialize import dumps
 from .approver import UIApprover
+from .eval_views import LoadedReport, eval_report, eval_reports, load_eval_report
+from .improve_views import improvement_files, improvement_run, improvement_runs
+from .saved_files import SavedFiles
 
 log = logging.getLogger("retinue.ui")
 
 STATIC_DIR = Path(__file__).parent / "static"
+SCRIPTS = frozenset({"svg.js", "timeline.js", "evals.js", "improve.js", "app.js"})
+"""The page's scripts, by name: only these are served, so a path cannot reach any other file."""
 TOKEN_COOKIE = "retinue_token"
 CSRF_HEADER = "X-Retinue"
 MIN_TOKEN_LENGTH = 12
@@ -82,6 +88,11 @@ class UIServer:
     Pages are refreshed when the store changes, and every `recheck_interval`
     seconds even when it has not: a run whose process died changes nothing in
     it, yet must stop being shown as running.
+
+    Eval reports are read from `evals_dir`, by default the `evals` directory
+    beside the store, where `retinue eval` saves them; improvement runs from
+    `improve_dir`, by default `improve` beside the store, where `retinue
+    improve` records them.
     """
 
     def __init__(
@@ -95,6 +106,8 @@ class UIServer:
         models: Iterable[str] = (),
         poll_interval: float = 0.25,
         recheck_interval: float = 2.0,
+        evals_dir: Path | None = None,
+        improve_dir: Path | None = None,
     ) -> None:
         if token is not None and len(token) < MIN_TOKEN_LENGTH:
             raise ConfigurationError(
@@ -121,6 +134,8 @@ class UIServer:
         self._version = 0
         self._watcher: asyncio.Task[None] | None = None
         self._closing = False
+        self.eval_reports = SavedFiles[LoadedReport](evals_dir or reports_dir(store.path), load_eval_report)
+        self.improvement_runs = improvement_files(improve_dir or store.path.parent / "improve")
 
     @property
     def url(self) -> str:
@@ -136,13 +151,17 @@ class UIServer:
     async def start(self) -> None:
         app = web.Application(middlewares=[self._guard])
         app.router.add_get("/", self._index)
-        app.router.add_get("/app.js", self._script)
+        app.router.add_get("/{script}.js", self._script)
         app.router.add_get("/api/runs", self._runs)
         app.router.add_get("/api/runs/{run_id}", self._run)
         app.router.add_get("/api/calls/{call_id:\\d+}", self._call)
         app.router.add_post("/api/calls/{call_id:\\d+}/replay", self._replay)
         app.router.add_post("/api/approvals", self._decide)
         app.router.add_get("/api/stream", self._stream)
+        app.router.add_get("/api/evals", self._evals)
+        app.router.add_get("/api/evals/{report_id}", self._eval)
+        app.router.add_get("/api/improve", self._improvement_runs)
+        app.router.add_get("/api/improve/{run_id}", self._improvement_run)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, self.host, self.port)
@@ -211,7 +230,10 @@ class UIServer:
         return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
 
     async def _script(self, request: web.Request) -> web.StreamResponse:
-        return web.FileResponse(STATIC_DIR / "app.js", headers={"Cache-Control": "no-store"})
+        name = request.match_info["script"] + ".js"
+        if name not in SCRIPTS:
+            raise web.HTTPNotFound(text=f"No script {name!r}.")
+        return web.FileResponse(STATIC_DIR / name, headers={"Cache-Control": "no-store"})
 
     async def _runs(self, request: web.Request) -> web.StreamResponse:
         return _json_response(await asyncio.to_thread(self._runs_json))
@@ -219,14 +241,14 @@ class UIServer:
     async def _run(self, request: web.Request) -> web.StreamResponse:
         body = await asyncio.to_thread(self._tree_json, request.match_info["run_id"])
         if body is None:
-            raise web.HTTPNotFound(text="No such run.")
+            raise web.HTTPNotFound(text=f"No run {request.match_info['run_id']!r} in {self.store.path}.")
         return _json_response(body)
 
     async def _call(self, request: web.Request) -> web.StreamResponse:
         call_id = int(request.match_info["call_id"])
         call = await asyncio.to_thread(self.store.get_model_call, call_id)
         if call is None:
-            raise web.HTTPNotFound(text="No such model call.")
+            raise web.HTTPNotFound(text=f"No model call {call_id} in {self.store.path}.")
         return _json_response(_redacted_json({"call": call, "answer": describe_response(call.response)}))
 
     async def _replay(self, request: web.Request) -> web.StreamResponse:
@@ -272,7 +294,7 @@ class UIServer:
         # Any local process can reach this endpoint, so the model string is not the caller's to choose freely.
         call = await asyncio.to_thread(self.store.get_model_call, call_id)
         if call is None:
-            raise web.HTTPNotFound(text="No such model call.")
+            raise web.HTTPNotFound(text=f"No model call {call_id} in {self.store.path}.")
         # An older store's bare `openai:<model>` may have gone to a compatible server: it is not "the recorded model".
         recorded = (call.model_id,) if call.server_recorded else ()
         allowed = dict.fromkeys((*recorded, *self.models))
@@ -281,6 +303,28 @@ class UIServer:
                 text=f"Refusing to replay on {model!r}: a replay may use only the recorded model or a model "
                 f"configured for this UI ({', '.join(allowed)}). Start `retinue ui --model {model}` to allow it."
             )
+
+    async def _evals(self, request: web.Request) -> web.StreamResponse:
+        reports = await asyncio.to_thread(eval_reports, self.eval_reports)
+        return _json_response(_redacted_json({"directory": str(self.eval_reports.directory), "reports": reports}))
+
+    async def _eval(self, request: web.Request) -> web.StreamResponse:
+        report_id = request.match_info["report_id"]
+        body = await asyncio.to_thread(eval_report, self.eval_reports, report_id)
+        if body is None:
+            raise web.HTTPNotFound(text=f"No eval report {report_id!r} in {self.eval_reports.directory}.")
+        return _json_response(_redacted_json(body))
+
+    async def _improvement_runs(self, request: web.Request) -> web.StreamResponse:
+        runs = await asyncio.to_thread(improvement_runs, self.improvement_runs)
+        return _json_response(_redacted_json({"directory": str(self.improvement_runs.directory), "runs": runs}))
+
+    async def _improvement_run(self, request: web.Request) -> web.StreamResponse:
+        run_id = request.match_info["run_id"]
+        body = await asyncio.to_thread(improvement_run, self.improvement_runs, run_id)
+        if body is None:
+            raise web.HTTPNotFound(text=f"No improvement run {run_id!r} in {self.improvement_runs.directory}.")
+        return _json_response(_redacted_json(body))
 
     async def _decide(self, request: web.Request) -> web.StreamResponse:
         body = await _json_body(request)

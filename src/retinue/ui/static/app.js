@@ -2,7 +2,7 @@
 // set with textContent, never as HTML, since traces hold model and tool output.
 "use strict";
 
-const state = { runs: [], selected: null, tree: null, stream: null, openIO: new Set() };
+const state = { view: "runs", runs: [], selected: null, tree: null, stream: null, openIO: new Set() };
 
 function el(tag, props, ...children) {
   const node = document.createElement(tag);
@@ -108,6 +108,7 @@ function renderRuns() {
 // -- the selected run ----------------------------------------------------------------------------
 
 function renderDetail() {
+  if (state.view !== "runs") return;
   const detail = document.getElementById("detail");
   const scroll = detail.scrollTop;
   detail.replaceChildren();
@@ -132,6 +133,9 @@ function renderDetail() {
     detail.append(el("h2", { text: "Waiting for your approval" }));
     for (const approval of pending) detail.append(approvalCard(approval));
   }
+  const timeline = el("div", { class: "timeline-box", id: "timeline" });
+  detail.append(el("h2", { text: "Timeline" }), timeline);
+  drawTimeline(timeline, tree);
   detail.append(el("h2", { text: "Cost per agent" }), agentTable(perAgent));
   detail.append(el("h2", { text: "Agent tree" }), runNode(tree));
   detail.scrollTop = scroll;
@@ -334,11 +338,59 @@ function replayForm(call) {
 
 // -- start ---------------------------------------------------------------------------------------
 
+function redrawTimeline() {
+  const box = document.getElementById("timeline");
+  if (box && state.tree) drawTimeline(box, state.tree.tree);
+}
 setInterval(() => {
   for (const node of document.querySelectorAll("[data-started-at]")) node.textContent = seconds(Date.now() / 1000 - Number(node.dataset.startedAt));
+  // A live run's bars end at "now": redrawn between stream updates, they grow as the run goes on.
+  if (state.tree && state.tree.tree.run.status === "running") redrawTimeline();
 }, 500);
+window.addEventListener("resize", redrawTimeline);
+
+// -- pages ---------------------------------------------------------------------------------------
+
+// The address says the page: "#run=ID" (or nothing) for runs, "#evals" and "#eval=ID" for eval reports,
+// "#improve" and "#improve=ID" for improvement runs.
+const PAGES = {
+  evals: { list: "#evals", item: "#eval=", title: "eval reports", show: showEvals },
+  improve: { list: "#improve", item: "#improve=", title: "improvement runs", show: showImprovementRuns },
+};
+
+function decoded(text) {
+  try { return decodeURIComponent(text); } catch (error) { return text; } // a hand-typed stray "%"
+}
+
+function route() {
+  const hash = location.hash;
+  let view = "runs";
+  let id = null;
+  for (const [name, page] of Object.entries(PAGES)) {
+    if (hash === page.list) view = name;
+    else if (hash.startsWith(page.item)) { view = name; id = decoded(hash.slice(page.item.length)); }
+  }
+  const changed = view !== state.view;
+  state.view = view;
+  for (const link of document.querySelectorAll("header nav a")) {
+    if (link.dataset.view === view) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  for (const name of ["runs", ...Object.keys(PAGES)]) document.getElementById("side-" + name).hidden = view !== name;
+  closeDrawer();
+  hideTip();
+  if (view !== "runs") {
+    document.title = "retinue · " + PAGES[view].title;
+    PAGES[view].show(id);
+    return;
+  }
+  document.title = "retinue · runs";
+  const runMatch = /run=([0-9a-f]+)/.exec(hash);
+  if (runMatch && runMatch[1] !== state.selected) select(runMatch[1]);
+  else if (changed) renderDetail();
+}
+
 document.getElementById("where").textContent = location.host;
-const fromHash = /run=([0-9a-f]+)/.exec(location.hash);
-if (fromHash) state.selected = fromHash[1];
-renderDetail();
-connect();
+window.addEventListener("hashchange", route);
+route();
+if (!state.stream) connect();
