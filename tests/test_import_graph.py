@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-LOOP_IMPORTERS = {"retinue.agent", "retinue.architectures.subagents"}
+LOOP_IMPORTERS = {"retinue.agent", "retinue.architectures.subagents", "retinue.temporal.workflow"}
 
 
 def module_name(path: Path) -> str:

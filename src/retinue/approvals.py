@@ -9,6 +9,7 @@ model is told why: a consequential action never happens by default.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import json
 import sys
@@ -104,3 +105,9 @@ async def terminal_approver(request: ApprovalRequest) -> Approval:
     if answer.strip().lower() in ("y", "yes"):
         return Approval(True, "approved at the terminal")
     return Approval(False, "denied at the terminal")
+
+
+def arguments_digest(arguments: dict[str, Any]) -> str:
+    """The digest a decision is bound to: SHA-256 of the call's arguments as canonical JSON."""
+    canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
