@@ -109,6 +109,23 @@ async def test_a_specialist_is_described_to_the_lead_by_its_domain() -> None:
     assert list(schema.parameters["properties"]) == ["question"]
 
 
+async def test_a_lead_of_four_specialists_adds_few_words_of_its_own_to_every_request() -> None:
+    team = [Agent(name=domain, description=f"Knows {domain}.") for domain in ("flights", "hotels", "cars", "weather")]
+    lead_model = ScriptedModel(["Done."])
+    await lead_agent("lead", specialists=team, instructions="Plan trips.", model=lead_model).run("Paris?")
+    [request] = lead_model.requests
+    assert request.instructions == "Plan trips."
+    schema_text = sum(
+        len(schema.name) + len(schema.description) + sum(len(name) + len(prop.get("description", ""))
+        for name, prop in schema.parameters["properties"].items())
+        for schema in request.tools
+    )  # fmt: skip
+    users_text = sum(len(f"ask_{member.name}") + len(member.description) for member in team)
+    # The specialists' names and descriptions are the user's; the question parameters and record_decision are
+    # what the lead adds (once per tool, in every request the lead sends).
+    assert schema_text - users_text <= 150
+
+
 async def test_specialists_asked_in_one_turn_run_concurrently() -> None:
     specialists = [
         Agent(name=domain, model=ScriptedModel([f"{domain} answer"], latency=0.2)) for domain in ("hotels", "weather")

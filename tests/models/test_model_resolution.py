@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import types
+from collections import OrderedDict
 
 import pytest
 
@@ -21,7 +22,7 @@ KEY_VARS = ("RETINUE_MODEL", "ANTHROPIC_API_KEY", "OPENAI_API_KEY")
 
 @pytest.fixture(autouse=True)
 def clean_state(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(resolve, "_cache", {})
+    monkeypatch.setattr(resolve, "_cache", OrderedDict())
     for name in KEY_VARS:
         monkeypatch.delenv(name, raising=False)
 

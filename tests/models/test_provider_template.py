@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections import OrderedDict
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,7 @@ HELLO = ModelRequest(instructions="Be brief.", messages=[UserMessage("Say hello.
 
 @pytest.fixture(autouse=True)
 def clean_state(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(resolve, "_cache", {})
+    monkeypatch.setattr(resolve, "_cache", OrderedDict())
     for name in ("RETINUE_MODEL", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ACME_API_KEY", "ACME_COMPATIBLE_API_KEY"):
         monkeypatch.delenv(name, raising=False)
 

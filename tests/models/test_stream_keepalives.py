@@ -132,7 +132,7 @@ async def test_a_stream_of_nothing_but_keep_alives_times_out_and_is_retried(
 
     message = str(raised.value)
     assert "no part of the answer came for 0.3 s (keep-alives do not count)" in message
-    assert "gave up after 1 retries" in message
+    assert "gave up after 1 retry" in message
     assert "timeout=" in message, "it says what to change if the model really is that slow"
     assert len(arrivals) == 2, "the first attempt and one retry"
     assert 0.3 <= arrivals[1] - arrivals[0] < 1.5, "each attempt waited its timeout, about"

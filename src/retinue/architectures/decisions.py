@@ -150,13 +150,9 @@ def record_decision_tool(*, can_overrule: bool) -> Tool:
     """The `record_decision` tool: for the lead (who may overrule) or for specialists (who may not)."""
 
     async def record_decision(context: RunContext, key: IdempotencyKey, topic: str, value: str, note: str = "") -> str:
-        """Record a decision every agent on this task must respect, such as a date, a city, a budget or a chosen flight.
-
-        Args:
-            topic: What the decision is about, in a few words (a date, a flight, a hotel, a budget).
-            value: The decision itself, exactly as found or as the user said it.
-            note: Why, or anything the other agents should know about it.
-        """
+        # The model reads this line and the parameters' names in every request of the lead (and of each
+        # specialist that may decide): they say enough, and a longer text costs in all of those requests.
+        """Record a decision every agent must respect: a date, a city, a budget, a flight."""
         record = DecisionRecord.of(context)
         decision = Decision(topic.strip(), value.strip(), context.agent.name, note.strip())
         conflict = record.propose(decision, overrule=can_overrule, key=key)

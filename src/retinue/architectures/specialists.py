@@ -32,10 +32,9 @@ from .subagents import answer_text, describe_ending, run_sub_agent
 
 
 class SpecialistQuestion(pydantic.BaseModel):
-    question: str = pydantic.Field(
-        description="What you need from the specialist, with the facts it needs from the request (places, dates, "
-        "travellers, wishes). Add no constraint the user did not give."
-    )
+    # No description: the lead reads this schema once per specialist in every request, and the specialist reads
+    # the user's own words below the question (share_request), so the question need not carry every fact.
+    question: str
 
 
 def specialist(

@@ -19,7 +19,7 @@ from ..messages import (
 from ..usage import Usage
 from .base import TextSink
 from .http import StreamError, post_json, post_stream
-from .provider_api import HttpModel, HttpModelOptions, ProviderApi
+from .provider_api import HTTP_MODEL_OPTIONS, HttpModel, HttpModelOptions, ProviderApi
 from .resolve import Provider, register_provider
 
 ANTHROPIC_BASE_URL = "https://api.anthropic.com"
@@ -39,12 +39,18 @@ ANTHROPIC_API = ProviderApi(
 register_provider(
     Provider(
         prefix=ANTHROPIC_API.prefix,
-        build=lambda name, base_url: AnthropicModel(name, base_url=base_url or ANTHROPIC_BASE_URL),
-        forms=("'anthropic:<model>' (e.g. 'anthropic:claude-sonnet-4-5')",),
+        build=lambda name, base_url, **options: AnthropicModel(
+            name, base_url=base_url or ANTHROPIC_BASE_URL, **options
+        ),
+        forms=(
+            "'anthropic:<model>' (e.g. 'anthropic:claude-sonnet-4-5'), which may end in "
+            "'?timeout=<seconds>&connect_timeout=<seconds>&max_retries=<n>' (any of them)",
+        ),
         bare_names=("claude",),
         key_env_var=ANTHROPIC_API.key_env_var,
         default_spec="anthropic:claude-sonnet-4-5",
         takes_base_url=True,
+        options=HTTP_MODEL_OPTIONS,
     )
 )
 
@@ -67,7 +73,8 @@ class AnthropicModel(HttpModel):
     With `cache_prompt` (the default) requests carry prompt-caching breakpoints
     on the tools, the system prompt and the newest message, so every step of an
     agent reads the previous step's prefix from the cache at a tenth of the price.
-    `timeout`, `max_retries` and `retry_backoff` work as for `OpenAIModel`.
+    `timeout`, `connect_timeout`, `max_retries` and `retry_backoff` work as for `OpenAIModel`, and a model
+    string sets the first three the same way (`anthropic:claude-sonnet-4-5?timeout=60&max_retries=5`).
 
     A server at another `base_url` (a gateway, a proxy, a compatible server)
     gets `api_key` or ANTHROPIC_COMPATIBLE_API_KEY: ANTHROPIC_API_KEY is only

@@ -6,10 +6,11 @@ agent in the process, so a request costs one `json.dumps`, one round trip on a
 warm connection and one `json.loads`, which is what keeps a model call far
 below a millisecond of client CPU.
 
-The API key lives only inside `Endpoint.headers`; `Endpoint` has no field repr,
-and every message built from a provider's answer (error bodies, in-stream
-errors, broken events) is scrubbed of the key, and of every other secret
-`retinue.redact` knows, before it reaches an exception or a log line.
+The API key lives only inside an `Endpoint` (its `headers`, and the same headers
+as sent); `Endpoint` has no field repr, and every message built from a
+provider's answer (error bodies, in-stream errors, broken events) is scrubbed
+of the key, and of every other secret `retinue.redact` knows, before it
+reaches an exception or a log line.
 
 aiohttp, and the standard library's HTTP helpers, are imported by the first
 endpoint, session or retry that needs them, not by this module: every
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from ..errors import (
     AuthenticationError,
     BadRequestError,
+    ConfigurationError,
     ModelError,
     ProviderUnavailableError,
     RateLimitError,
@@ -50,7 +52,6 @@ MAX_RETRY_AFTER_SECONDS = 60.0
 with its requested wait in the message, rather than stall an agent for minutes."""
 
 MAX_BACKOFF_SECONDS = 8.0
-_CONNECT_TIMEOUT_SECONDS = 10.0
 _RETRYABLE_STATUSES = frozenset({408, 409, 429})
 _BAD_REQUEST_STATUSES = frozenset({400, 404, 413, 422})
 _MAX_DETAIL_CHARS = 600
@@ -97,6 +98,9 @@ class Endpoint:
 
     `provider` names the service in error messages ("OpenAI", "Anthropic");
     `key_env_var` is the variable a user sets to fix a rejected key.
+    `timeout` bounds a whole answer, or the wait for each part of a streamed
+    one; `connect_timeout` bounds opening a connection, and never exceeds
+    `timeout`. A failure worth retrying is retried `max_retries` times.
     """
 
     __slots__ = (
@@ -108,8 +112,10 @@ class Endpoint:
         "proxy",
         "request_timeout",
         "retry_backoff",
+        "sent_headers",
         "stream_idle_seconds",
         "stream_timeout",
+        "target",
         "url",
     )
 
@@ -124,18 +130,28 @@ class Endpoint:
         max_retries: int,
         retry_backoff: float,
         timeout: float,
+        connect_timeout: float,
     ) -> None:
-        if max_retries < 0:
-            raise ValueError("max_retries must be 0 or more")
+        _require_seconds("timeout", timeout)
+        _require_seconds("connect_timeout", connect_timeout)
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigurationError(f"max_retries must be a whole number, 0 or more, not {max_retries!r}.")
+        if not isinstance(retry_backoff, int | float) or not math.isfinite(retry_backoff) or retry_backoff < 0:
+            raise ConfigurationError(f"retry_backoff must be a number of seconds, 0 or more, not {retry_backoff!r}.")
         import aiohttp
+        import yarl
+        from multidict import CIMultiDict
 
         self.provider = provider
         self.url = url
         self.headers = dict(headers)
+        # What aiohttp would otherwise parse and convert again for every request: the URL, the headers.
+        self.target = yarl.URL(url)
+        self.sent_headers = CIMultiDict(self.headers)
         self.key_env_var = key_env_var
         self.max_retries = max_retries
         self.retry_backoff = retry_backoff
-        connect = min(timeout, _CONNECT_TIMEOUT_SECONDS)
+        connect = min(timeout, connect_timeout)
         self.request_timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect)
         # A stream may legitimately run for many minutes; what must not happen is a long wait for the first
         # event or between two. A read timeout cannot see that: keep-alives reset it, so post_stream keeps
@@ -150,8 +166,11 @@ class Endpoint:
 
     def at(self, url: str) -> Endpoint:
         """The same provider, key and retry policy, at another URL of its API."""
+        import yarl
+
         other = copy.copy(self)
         other.url = url
+        other.target = yarl.URL(url)
         other.proxy = proxy_for(url)
         return other
 
@@ -161,6 +180,11 @@ class Endpoint:
         if self._secret and self._secret in text:
             text = text.replace(self._secret, MASK)
         return redact(text)
+
+
+def _require_seconds(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(f"{name} must be a number of seconds above 0, not {value!r}.")
 
 
 def proxy_for(url: str) -> str | None:
@@ -174,8 +198,11 @@ def proxy_for(url: str) -> str | None:
     return urllib.request.getproxies().get(scheme)
 
 
+_BODY_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # json.dumps would build one a call
+
+
 def encode_body(body: Mapping[str, Any]) -> bytes:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return _BODY_ENCODER.encode(body).encode()
 
 
 async def post_json(endpoint: Endpoint, body: Mapping[str, Any]) -> Any:
@@ -187,9 +214,9 @@ async def post_json(endpoint: Endpoint, body: Mapping[str, Any]) -> Any:
     while True:
         try:
             async with shared_session().post(
-                endpoint.url,
+                endpoint.target,
                 data=payload,
-                headers=endpoint.headers,
+                headers=endpoint.sent_headers,
                 timeout=endpoint.request_timeout,
                 proxy=endpoint.proxy,
             ) as response:
@@ -254,9 +281,9 @@ async def post_stream(endpoint: Endpoint, body: Mapping[str, Any], new_consumer:
             async with (
                 waiting,
                 shared_session().post(
-                    endpoint.url,
+                    endpoint.target,
                     data=payload,
-                    headers=endpoint.headers,
+                    headers=endpoint.sent_headers,
                     timeout=endpoint.stream_timeout,
                     proxy=endpoint.proxy,
                 ) as response,
@@ -379,7 +406,8 @@ async def _wait_before_retry(endpoint: Endpoint, failure: _Failure, attempt: int
     """Sleep before the next attempt, or raise the failure if none is left."""
     if not failure.retryable or attempt >= endpoint.max_retries:
         if failure.retryable and endpoint.max_retries:
-            failure.error.args = (f"{failure.error} (gave up after {endpoint.max_retries} retries)",)
+            retries = "1 retry" if endpoint.max_retries == 1 else f"{endpoint.max_retries} retries"
+            failure.error.args = (f"{failure.error} (gave up after {retries})",)
         raise failure.error
     if failure.retry_after is not None:
         delay = failure.retry_after
@@ -400,7 +428,8 @@ async def _wait_before_retry(endpoint: Endpoint, failure: _Failure, attempt: int
 
 def _connection_failure(endpoint: Endpoint, exc: BaseException) -> _Failure:
     if isinstance(exc, TimeoutError):
-        what = "timed out"
+        limits = endpoint.request_timeout
+        what = f"timed out (timeout {limits.total:g} s, connect_timeout {limits.sock_connect:g} s)"
     else:
         what = f"failed ({type(exc).__name__}: {endpoint.scrub(str(exc)) or 'connection lost'})"
     return _Failure(
@@ -416,8 +445,9 @@ def _idle_stream_failure(endpoint: Endpoint) -> _Failure:
     return _Failure(
         ProviderUnavailableError(
             f"The response stream from {endpoint.provider} at {endpoint.url} timed out: no part of the answer "
-            f"came for {endpoint.stream_idle_seconds:g} s (keep-alives do not count). Pass a larger timeout= to "
-            "the model if it is this slow to start answering.",
+            f"came for {endpoint.stream_idle_seconds:g} s (keep-alives do not count). Give the model a larger "
+            "timeout (timeout=... to the model class, or '?timeout=<seconds>' after the model string) if it is this "
+            "slow to start answering.",
             provider=endpoint.provider,
         ),
         retryable=True,

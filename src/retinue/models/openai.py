@@ -19,7 +19,7 @@ from ..messages import (
 from ..usage import Usage
 from .base import TextSink
 from .http import StreamError, post_json, post_stream
-from .provider_api import HttpModel, ProviderApi
+from .provider_api import HTTP_MODEL_OPTIONS, HttpModel, ProviderApi
 from .resolve import Provider, register_provider
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -37,18 +37,23 @@ OPENAI_API = ProviderApi(
 register_provider(
     Provider(
         prefix=OPENAI_API.prefix,
-        build=lambda name, base_url: OpenAIModel(name, base_url=base_url or OPENAI_BASE_URL),
+        build=lambda name, base_url, **options: OpenAIModel(name, base_url=base_url or OPENAI_BASE_URL, **options),
         forms=(
             "'openai:<model>' (e.g. 'openai:gpt-4.1-mini')",
             "'openai:<model>@<base_url>' for an OpenAI-compatible server "
             "(e.g. 'openai:qwen2.5@http://127.0.0.1:8080/v1')",
+            "either ending in '?timeout=<seconds>&connect_timeout=<seconds>&max_retries=<n>' (any of them)",
         ),
         bare_names=("gpt-", "o1", "o3", "o4", "chatgpt"),
         key_env_var=OPENAI_API.key_env_var,
         default_spec="openai:gpt-4.1-mini",
         takes_base_url=True,
+        options=HTTP_MODEL_OPTIONS,
     )
 )
+
+# What json.dumps(arguments, ensure_ascii=False) writes, without building an encoder for each call.
+_ARGUMENTS_ENCODER = json.JSONEncoder(ensure_ascii=False)
 
 _STOP_REASONS: dict[str | None, StopReason] = {
     "stop": "end_turn",
@@ -68,9 +73,11 @@ class OpenAIModel(HttpModel):
     is only ever sent to OpenAI. `price` overrides the price table, so self-hosted models can be
     costed too. `timeout` is the seconds allowed for a whole answer, or
     for the first and between two events of a streamed one (keep-alives do
-    not count); failures worth retrying, timeouts included, are retried
-    `max_retries` times, waiting about `retry_backoff` seconds, doubling each
-    time, unless the server says how long to wait.
+    not count), and `connect_timeout` those allowed to open a connection;
+    failures worth retrying, timeouts included, are retried `max_retries`
+    times, waiting about `retry_backoff` seconds, doubling each time, unless
+    the server says how long to wait. A model string sets them as options:
+    `openai:qwen2.5@http://127.0.0.1:8080/v1?timeout=120&max_retries=5`.
     """
 
     provider_api = OPENAI_API
@@ -136,7 +143,7 @@ class OpenAIModel(HttpModel):
                 # servers often re-parse arguments and reject the whole request.
                 arguments = call.invalid_arguments
             else:
-                arguments = json.dumps(call.arguments, ensure_ascii=False)
+                arguments = _ARGUMENTS_ENCODER.encode(call.arguments)
             calls.append({"id": call.id, "type": "function", "function": {"name": call.name, "arguments": arguments}})
         # "" rather than null: OpenAI takes either, some compatible servers (llama.cpp's) only a string.
         return {"role": "assistant", "content": message.text, "tool_calls": calls}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import ClassVar, TypedDict
 from urllib.parse import urlsplit
 
@@ -21,6 +22,18 @@ from ..redact import register_secret
 from ..usage import Usage
 from .http import Endpoint
 from .pricing import Price, price_for
+from .resolve import OptionParser, count_option, seconds_option
+
+DEFAULT_TIMEOUT = 600.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_MAX_RETRIES = 3
+DEFAULT_RETRY_BACKOFF = 0.5
+
+HTTP_MODEL_OPTIONS: Mapping[str, OptionParser] = MappingProxyType(
+    {"timeout": seconds_option, "connect_timeout": seconds_option, "max_retries": count_option}
+)
+"""The options an HTTP provider's model strings take (`openai:gpt-4.1?timeout=30&max_retries=5`): the
+`HttpModel` keyword arguments of the same names. A provider passes them as its `Provider.options`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +68,7 @@ class ProviderApi:
         max_retries: int,
         retry_backoff: float,
         timeout: float,
+        connect_timeout: float,
     ) -> ModelApi:
         """The endpoint (at `base_url` + `path`), key and price of `model`; nothing is sent yet.
 
@@ -93,6 +107,7 @@ class ProviderApi:
                 max_retries=max_retries,
                 retry_backoff=retry_backoff,
                 timeout=timeout,
+                connect_timeout=connect_timeout,
             ),
         )
 
@@ -146,6 +161,7 @@ class HttpModelOptions(TypedDict, total=False):
     price: Price | None
     max_retries: int
     timeout: float
+    connect_timeout: float
     headers: dict[str, str] | None
     retry_backoff: float
 
@@ -155,6 +171,12 @@ class HttpModel:
 
     A provider's model class names its `provider_api` and the `api_path` it posts to, and writes only its
     `request`. The constructor builds the endpoint, key and price (`base_url` defaults to the provider's).
+
+    `timeout` is the seconds allowed for a whole answer, or for the first and between two parts of a
+    streamed one; `connect_timeout` the seconds allowed to open a connection (at most `timeout`). Failures
+    worth retrying (429, 5xx, timeouts, dropped connections) are retried `max_retries` times, waiting about
+    `retry_backoff` seconds, doubling each time, unless the server says how long to wait. A model string
+    sets the first three as options: `openai:gpt-4.1?timeout=30&connect_timeout=3&max_retries=5`.
     """
 
     provider_api: ClassVar[ProviderApi]
@@ -167,10 +189,11 @@ class HttpModel:
         api_key: str | None = None,
         base_url: str | None = None,
         price: Price | None = None,
-        max_retries: int = 3,
-        timeout: float = 600.0,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        timeout: float = DEFAULT_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         headers: dict[str, str] | None = None,
-        retry_backoff: float = 0.5,
+        retry_backoff: float = DEFAULT_RETRY_BACKOFF,
     ) -> None:
         self.model = model
         self._api = self.provider_api.for_model(
@@ -183,8 +206,16 @@ class HttpModel:
             max_retries=max_retries,
             retry_backoff=retry_backoff,
             timeout=timeout,
+            connect_timeout=connect_timeout,
         )
         self.base_url = self._api.base_url
+        # What the model string needs to say so that it resolves to a model that waits and retries alike.
+        chosen = (
+            ("timeout", timeout, DEFAULT_TIMEOUT),
+            ("connect_timeout", connect_timeout, DEFAULT_CONNECT_TIMEOUT),
+            ("max_retries", max_retries, DEFAULT_MAX_RETRIES),
+        )
+        self._spec_options = "&".join(f"{name}={value:g}" for name, value, default in chosen if value != default)
 
     @property
     def price(self) -> Price | None:
@@ -197,8 +228,8 @@ class HttpModel:
 
     @property
     def spec(self) -> str:
-        """The model string that resolves to this model again, its server included."""
-        return self._api.spec
+        """The model string that resolves to this model again, its server and its options included."""
+        return f"{self._api.spec}?{self._spec_options}" if self._spec_options else self._api.spec
 
     def __repr__(self) -> str:
         return self._api.describe(type(self).__name__)

@@ -1,21 +1,38 @@
 """Model strings ("anthropic:claude-sonnet-4-5", "local", ...) to Model instances.
 
+A model string is `<prefix>:<name>`, then, for a provider that takes them,
+`@<base_url>` (an http(s) URL) and `?<option>=<value>&...`:
+
+    openai:gpt-4.1-mini
+    openai:qwen2.5@http://127.0.0.1:8080/v1?timeout=120&max_retries=5
+    anthropic:claude-sonnet-4-5?connect_timeout=3
+
 What a string means is up to the provider registered under its prefix (the
 part before the first ':'). A provider registers itself from its own module by
 calling `register_provider`; nothing here names one. The providers retinue
 ships are listed in `builtin_providers`, and each one's module is imported
 only when a model string names its prefix, or when every provider must be
 asked: to list the valid forms in an error, or to choose the default model.
+
+Resolved models are shared by every agent naming the same string, and the
+`MODEL_CACHE_SIZE` strings used most recently are remembered: a long-lived
+server that builds a string per request (each user's own server, say) keeps a
+bounded number of models, however many strings it has seen.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import math
 import os
 import re
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import ConfigurationError, UnknownModelError
 from .base import Model, close_model
@@ -26,7 +43,14 @@ MODEL_ENV_VAR = "RETINUE_MODEL"
 # Only an http(s) URL after '@' counts as a base URL, so '@' in a model name survives.
 _AT_BASE_URL = re.compile(r"^(?P<model>.+?)@(?P<base_url>https?://.+)$")
 
-ModelBuilder = Callable[[str, str | None], Model]
+MODEL_CACHE_SIZE = 128
+"""How many model strings keep their model. One more string than this forgets the least recently used."""
+
+ModelBuilder = Callable[..., Model]
+"""`build(name, base_url, **options)`: the options are those the string gave, parsed (none for most strings)."""
+
+OptionParser = Callable[[str], Any]
+"""Turns an option's text into its value, or raises ValueError saying what is wrong with it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +72,8 @@ class Provider:
             None if the provider is never the default.
         name_optional: The prefix alone is a model string too (`local`); `build` then gets "".
         takes_base_url: `<name>@<base_url>` names a model at a server of the user's choosing.
+        options: The `?<option>=<value>` options its strings may end in, each with the parser of its value;
+            `build` gets them as keyword arguments of the same names. Every other option is refused.
     """
 
     prefix: str
@@ -58,10 +84,32 @@ class Provider:
     default_spec: str | None = None
     name_optional: bool = False
     takes_base_url: bool = False
+    options: Mapping[str, OptionParser] = field(default_factory=dict)
+
+
+def seconds_option(text: str) -> float:
+    """The value of an option in seconds: a number above 0 ("30", "2.5")."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ValueError(f"'{text}' is not a number of seconds") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"it must be a number of seconds above 0, not {text}")
+    return seconds
+
+
+def count_option(text: str) -> int:
+    """The value of an option that counts: a whole number, 0 or more ("0", "5")."""
+    if not text.isdigit():
+        raise ValueError(f"it must be a whole number, 0 or more, not '{text}'")
+    return int(text)
 
 
 _providers: dict[str, Provider] = {}
-_cache: dict[str, Model] = {}
+_cache: OrderedDict[str, Model] = OrderedDict()  # least recently used first
+# Models the cache forgot that something (an agent, perhaps mid-run) still holds: close_resolved_models
+# must reach them too, but must not keep them alive.
+_forgotten: weakref.WeakSet[Model] = weakref.WeakSet()
 _lock = threading.Lock()
 
 
@@ -104,42 +152,96 @@ def default_model_spec() -> str:
 
 
 def resolve_model(spec: str | Model | None) -> Model:
-    """The model a spec names; instances are shared by every agent naming the same spec."""
+    """The model a spec names; instances are shared by every agent naming the same spec.
+
+    A string resolved again after `MODEL_CACHE_SIZE` others were used since gets a new model. The one it
+    had is not closed then: an agent may be running on it, and what an HTTP model holds open (its loop's
+    connection pool) is shared by every HTTP model in that loop. It is closed with the others by
+    `close_resolved_models` for as long as anything still holds it, and goes when nothing does.
+    """
     if spec is None:
         spec = default_model_spec()
     if not isinstance(spec, str):
         return spec
-    model = _cache.get(spec)
-    if model is None:
-        with _lock:
-            model = _cache.get(spec)
-            if model is None:
-                model = _cache[spec] = _build(spec)
+    with _lock:
+        model = _cache.get(spec)
+        if model is not None:
+            _cache.move_to_end(spec)
+            return model
+        model = _cache[spec] = _build(spec)
+        while len(_cache) > MODEL_CACHE_SIZE:
+            _forget(_cache.popitem(last=False)[1])
     return model
 
 
 async def close_resolved_models() -> None:
     """Close, in the running event loop, every model a model string has named; call it before the loop ends.
 
-    The models stay usable (see `Model`), so this is safe while other loops use them.
+    That includes models the cache has since forgotten but something still holds. The models stay usable
+    (see `Model`), so this is safe while other loops use them.
     """
-    for model in list(_cache.values()):
+    with _lock:
+        models = list(_cache.values())
+        models += [model for model in list(_forgotten) if model not in models]
+    for model in models:
         await close_model(model)
 
 
+def _forget(model: Model) -> None:
+    # A model without weak references (slots and no __weakref__) is let go: later closes no longer reach it.
+    with contextlib.suppress(TypeError):
+        _forgotten.add(model)
+
+
 def _build(spec: str) -> Model:
-    prefix, colon, name = spec.strip().partition(":")
+    text, question_mark, query = spec.strip().partition("?")
+    prefix, colon, name = text.partition(":")
     provider = _provider(prefix)
-    if provider is not None and provider.name_optional:
-        return provider.build(name, None)
-    if not colon or not name:
-        raise UnknownModelError(f"'{spec}' is not a model string retinue knows.{_hint(spec)} Use {_forms()}.")
-    if provider is None:
-        raise UnknownModelError(f"Unknown model provider '{prefix}' in '{spec}'. Use {_forms()}.")
+    if provider is None or not provider.name_optional:
+        if not colon or not name:
+            raise UnknownModelError(f"'{spec}' is not a model string retinue knows.{_hint(spec)} Use {_forms()}.")
+        if provider is None:
+            raise UnknownModelError(f"Unknown model provider '{prefix}' in '{spec}'. Use {_forms()}.")
+    options = _options(spec, provider, query) if question_mark else {}
     at_url = _AT_BASE_URL.match(name) if provider.takes_base_url else None
     if at_url:
-        return provider.build(at_url["model"], at_url["base_url"])
-    return provider.build(name, None)
+        return provider.build(at_url["model"], at_url["base_url"], **options)
+    return provider.build(name, None, **options)
+
+
+def _options(spec: str, provider: Provider, query: str) -> dict[str, Any]:
+    """The options after '?' in `spec`, parsed by the provider's parsers; every mistake is refused by name."""
+    known = provider.options
+    if not known:
+        raise ConfigurationError(f"'{spec}': '{provider.prefix}' model strings take no options after '?'.")
+    listed = ", ".join(known)
+    options: dict[str, Any] = {}
+    for pair in query.split("&"):
+        if not pair:
+            raise ConfigurationError(
+                f"'{spec}' has an empty option (after '?' or between two '&'); write <option>=<value>, joined "
+                f"by '&' (options: {listed})."
+            )
+        option, equals, value = pair.partition("=")
+        if not option or not equals or not value:
+            raise ConfigurationError(
+                f"'{pair}' in '{spec}' is not an option: write <option>=<value>, joined by '&' (options: {listed})."
+            )
+        if option not in known:
+            import difflib  # only for this message: it takes a millisecond to import
+
+            close = difflib.get_close_matches(option, known, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigurationError(
+                f"Unknown option '{option}' in '{spec}'.{hint} '{provider.prefix}' model strings take: {listed}."
+            )
+        if option in options:
+            raise ConfigurationError(f"The option '{option}' is given twice in '{spec}'.")
+        try:
+            options[option] = known[option](value)
+        except ValueError as exc:
+            raise ConfigurationError(f"The option {option}={value} in '{spec}' is not valid: {exc}.") from None
+    return options
 
 
 def _provider(prefix: str) -> Provider | None:

@@ -59,9 +59,10 @@ QUIET_SECONDS = 0.1
 The writer shares the GIL with the agents' event loop: any Python work it does
 while the loop is busy slows the loop down by as much, and even waking up to
 look costs the loop a GIL hand-over. Runs are bursty (a flurry of events, then
-a wait on the model), so the writer looks for events only every so often (and
-ever more rarely while they keep coming) and writes in the quiet after a burst. It
-writes in chunks, and goes back to waiting as soon as events arrive again."""
+a wait on the model), so while events keep coming the writer only counts them
+(a queue's size is one C call), ever more rarely, and reads and writes them in
+the quiet after the burst. It writes in chunks, and goes back to counting as
+soon as events arrive again."""
 
 MAX_DELAY_SECONDS = 0.5
 """...but it never waits longer than this after the first unwritten event, so
@@ -72,10 +73,11 @@ IDLE_POLL_SECONDS = 0.25
 for seconds; a quarter of a second keeps live views live."""
 
 CHUNK = 250
-"""Events written per transaction: small enough that a chunk written just as
+"""Events read and written per transaction: small enough that a chunk written just as
 the loop wakes up delays it by a few milliseconds at most."""
 
 MAX_BATCH = 20_000
+"""Events that may wait in the queue for a quiet moment; past this many the writer starts at once."""
 
 MAX_UNWRITTEN = 50_000
 """Events kept while the store cannot be written (another connection holds its lock). Past this, newly
@@ -242,15 +244,23 @@ class Writer:
 
     def run(self) -> None:
         connection = connect(self._path, busy_timeout=self._busy_timeout)
+        # Read but not yet written: the batch a locked store refused, and what arrived while it was locked.
         pending: collections.deque[Any] = collections.deque()
         due = 0.0
+        behind = False  # stopped writing because events came again: the first unwritten one's deadline stands
         try:
             while True:
-                if not pending:
-                    pending.append(self._digest(connection, self._next_item()))
+                if not pending and not behind:
+                    self._wait_for_events(pending)
                     due = time.monotonic() + MAX_DELAY_SECONDS
-                self._collect_until_quiet(connection, pending, due)
-                while pending:
+                self._wait_until_quiet(due)
+                behind = False
+                # What was queued by the quiet; more than that queued later means the loop is busy again.
+                earlier = self._items.qsize()
+                while True:
+                    earlier -= self._drain(connection, pending, CHUNK - len(pending))
+                    if not pending:
+                        break
                     chunk = [pending.popleft() for _ in range(min(CHUNK, len(pending)))]
                     outcome = self._write(connection, chunk)
                     if outcome == "stopped":
@@ -259,22 +269,23 @@ class Writer:
                         pending.extendleft(reversed(chunk))
                         if not self._pause_before_retrying(connection, pending):
                             return
+                        earlier = 0
                         continue
-                    if self._items.qsize() and not self._urgent.count and time.monotonic() < due:
+                    if self._items.qsize() > max(earlier, 0) and not self._urgent.count and time.monotonic() < due:
+                        behind = True
                         break  # the loop is busy again: let it have the GIL, finish in the next quiet
         finally:
             connection.close()
 
-    def _next_item(self) -> Any:
+    def _wait_for_events(self, pending: collections.deque[Any]) -> None:
+        """Sleep until something is queued, or, while a run may be waiting (on a person, say), a heartbeat is due."""
         # Not a blocking get: that would wake this thread on the first event of
         # every burst, and a thread waking up makes the busy loop hand it the GIL.
-        while True:
-            try:
-                return self._items.get_nowait()
-            except queue.Empty:
-                if self._owner_id is not None and time.monotonic() >= self._next_heartbeat:
-                    return HEARTBEAT
-                self._urgent.sleep(IDLE_POLL_SECONDS)
+        while not self._items.qsize():
+            if self._owner_id is not None and time.monotonic() >= self._next_heartbeat:
+                pending.append(HEARTBEAT)
+                return
+            self._urgent.sleep(IDLE_POLL_SECONDS)
 
     def _pause_before_retrying(self, connection: sqlite3.Connection, pending: collections.deque[Any]) -> bool:
         """After a batch could not even start (the store is locked): report, pause, and take what arrived
@@ -333,36 +344,39 @@ class Writer:
                     self._dropped,
                 )
 
-    def _collect_until_quiet(self, connection: sqlite3.Connection, pending: collections.deque[Any], due: float) -> None:
-        # Polling, rather than blocking on the next item, keeps this thread asleep
-        # during a burst instead of waking it for every event.
-        wait = QUIET_SECONDS
-        slept = False
-        while True:
-            arrived = self._drain(connection, pending)
-            now = time.monotonic()
-            if self._urgent.count or len(pending) >= MAX_BATCH or now >= due or (slept and not arrived):
-                return
-            if slept:
-                wait *= 2
-            self._urgent.sleep(min(wait, due - now))
-            slept = True
+    def _wait_until_quiet(self, due: float) -> None:
+        """Sleep while events keep arriving, looking only at how many are queued, until a quiet moment.
 
-    def _drain(self, connection: sqlite3.Connection, pending: collections.deque[Any]) -> int:
-        arrived = 0
+        Polling, rather than blocking on the next item, keeps this thread asleep during a burst instead of waking
+        it for every event; counting rather than reading them leaves the loop the GIL.
+        """
+        queued = self._items.qsize()
+        wait = QUIET_SECONDS
+        while queued and queued < MAX_BATCH and not self._urgent.count:
+            now = time.monotonic()
+            if now >= due:
+                return
+            self._urgent.sleep(min(wait, due - now))
+            before, queued = queued, self._items.qsize()
+            if queued <= before:
+                return
+            wait *= 2
+
+    def _drain(self, connection: sqlite3.Connection, pending: collections.deque[Any], limit: int = MAX_BATCH) -> int:
+        """Read up to `limit` queued items into `pending`; how many were read."""
+        taken = 0
         with contextlib.suppress(queue.Empty):
-            while len(pending) < MAX_BATCH:
+            while taken < limit:
                 pending.append(self._digest(connection, self._items.get_nowait()))
-                arrived += 1
-        return arrived
+                taken += 1
+        return taken
 
     def _digest(self, connection: sqlite3.Connection, item: Any) -> Any:
         """What must be kept of a queued item until it is written (None: nothing, it could not be read).
 
-        A request event holds a copy of the conversation so far; thousands of
-        them kept until the next quiet moment hold memory the loop would reuse
-        and give the garbage collector long lists to walk. Noting which
-        messages are new (by identity, which is cheap) lets the event go at once.
+        A request event holds a copy of the conversation so far; noting which
+        messages are new (by identity, which is cheap) lets the event go while
+        its chunk waits for a locked store.
         """
         try:
             return self._digested(connection, item)
