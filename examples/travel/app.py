@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from retinue.approvals import Approver, approve_all, unattended
 from retinue.apps import AppSession
@@ -28,10 +30,40 @@ class TravelApp:
         approver: Approver | None,
         traveller: str | None = None,
     ) -> AppSession:
-        world = TravelWorld(seed=0)
+        return self._session(TravelWorld(seed=0), architecture, model, approver, traveller)
+
+    def durable_session(
+        self,
+        architecture: str,
+        model: Model | str | None,
+        approver: Approver | None,
+        traveller: str | None = None,
+        *,
+        state_dir: Path,
+    ) -> AppSession:
+        """A session whose bookings persist with a durable run, in `state_dir` (`retinue run travel --durable`).
+
+        Resumed after a kill, the assistant finds the bookings it had made; a booking cut off mid-way is made
+        again with the same idempotency key, which the world recognises, so none is made twice.
+        """
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        world = TravelWorld.kept_in(state_dir / "bookings.sqlite", seed=0)
+        with TravelWorld(seed=0) as fresh:  # what the run started from: the report shows what it changed
+            started_from = fresh.snapshot()
+        return self._session(world, architecture, model, approver, traveller, before=started_from)
+
+    def _session(
+        self,
+        world: TravelWorld,
+        architecture: str,
+        model: Model | str | None,
+        approver: Approver | None,
+        traveller: str | None,
+        before: dict[str, Any] | None = None,
+    ) -> AppSession:
         agent = build_assistant(_architecture(architecture), world, model=model, approver=approver)
         profile = world.get_traveller(traveller or _default_traveller(world))
-        before = world.snapshot()
+        before = world.snapshot() if before is None else before
 
         def report() -> str:
             delta = snapshot_delta(before, world.snapshot())

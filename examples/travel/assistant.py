@@ -191,5 +191,8 @@ def _approved(item: Tool, approver: Approver | None) -> Callable[..., Any]:
 
     call_after_approval.__name__ = item.name
     call_after_approval.__doc__ = item.description
-    call_after_approval.__signature__ = inspect.signature(item.function)  # type: ignore[attr-defined]
+    # Without the idempotency key, which is the loop's to give, not the script's.
+    signature = inspect.signature(item.function)
+    shown = [parameter for name, parameter in signature.parameters.items() if name != item.key_parameter]
+    call_after_approval.__signature__ = signature.replace(parameters=shown)  # type: ignore[attr-defined]
     return call_after_approval

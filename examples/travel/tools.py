@@ -16,7 +16,7 @@ from datetime import date, time, timedelta
 from typing import Literal, ParamSpec, TypeVar
 
 from retinue.errors import ToolError
-from retinue.tools import Tool, tool
+from retinue.tools import IdempotencyKey, Tool, tool
 
 from . import render
 from .catalog import CABINS
@@ -24,6 +24,11 @@ from .errors import InvalidRequestError, TravelError
 from .places import describe_city, fold, resolve_airports, resolve_city
 from .timeline import LAST_DAY, parse_day
 from .world import CarOffer, FlightOffer, HotelOffer, TravelWorld
+
+# Bookings and cancellations take the call's idempotency key (hidden from the model): a durable run resumed
+# after a kill inside one, not knowing whether it took effect, makes it again with the same key, and the world
+# returns what the first one did instead of booking twice. A script's host API calls them without one.
+NO_KEY = IdempotencyKey("")
 
 SHOWN_RESULTS = 5
 MAX_FORECAST_DAYS = 14
@@ -141,7 +146,7 @@ def _other_airports_hint(
 
 
 def flight_tools(world: TravelWorld) -> list[Tool]:
-    @tool
+    @tool(effect="read")
     @_explained
     def search_flights(
         origin: str,
@@ -227,7 +232,7 @@ def flight_tools(world: TravelWorld) -> list[Tool]:
         more = _more(len(ranked), SHOWN_RESULTS, "Narrow with max_price, max_stops=0, depart_after or arrive_before.")
         return "\n".join(lines) + more
 
-    @tool
+    @tool(effect="read")
     @_explained
     def flight_details(flight_number: str, date: str) -> str:
         """Every cabin, seats left and fare rules of one flight on one day, beyond what search_flights shows.
@@ -255,7 +260,7 @@ def _sort_hotels(offers: list[HotelOffer], sort_by: str) -> list[HotelOffer]:
 
 
 def hotel_tools(world: TravelWorld) -> list[Tool]:
-    @tool
+    @tool(effect="read")
     @_explained
     def search_hotels(
         city: str,
@@ -350,7 +355,7 @@ def _check_neighbourhood(city: str, neighbourhoods: tuple[str, ...], text: str) 
 
 
 def car_tools(world: TravelWorld) -> list[Tool]:
-    @tool
+    @tool(effect="read")
     @_explained
     def search_cars(
         location: str,
@@ -405,7 +410,7 @@ def car_tools(world: TravelWorld) -> list[Tool]:
 
 
 def weather_tools(world: TravelWorld) -> list[Tool]:
-    @tool
+    @tool(effect="read")
     @_explained
     def get_weather(city: str, date: str, end_date: str | None = None) -> str:
         """Weather forecast for a city on a day, or for each day of a range of up to 14 days.
@@ -451,7 +456,7 @@ def _payment_method_id(world: TravelWorld, traveller_id: str, booked_by: str | N
 
 
 def booking_tools(world: TravelWorld) -> list[Tool]:
-    @tool
+    @tool(effect="read")
     @_explained
     def get_traveller(traveller: str) -> str:
         """A traveller's profile: name, home airport, loyalty, payment methods with balances, and who may book for whom.
@@ -461,7 +466,7 @@ def booking_tools(world: TravelWorld) -> list[Tool]:
         """
         return render.traveller_text(world.get_traveller(traveller))
 
-    @tool
+    @tool(effect="read")
     @_explained
     def list_bookings(traveller: str, include_cancelled: bool = True) -> str:
         """A traveller's bookings with their ids, dates, prices and status.
@@ -473,7 +478,7 @@ def booking_tools(world: TravelWorld) -> list[Tool]:
         profile = world.get_traveller(traveller)
         return render.bookings_text(world, profile, world.list_bookings(profile.traveller_id, include_cancelled))
 
-    @tool(requires_approval=True)
+    @tool(requires_approval=True, effect="write", idempotent=True)
     @_explained
     def book_flight(
         traveller_id: str,
@@ -483,6 +488,7 @@ def booking_tools(world: TravelWorld) -> list[Tool]:
         payment_method: str,
         passengers: int = 1,
         booked_by: str | None = None,
+        key: IdempotencyKey = NO_KEY,
     ) -> str:
         """Book a flight for a traveller and charge it. Confirm flight, cabin, price and payment with the user first.
 
@@ -504,10 +510,11 @@ def booking_tools(world: TravelWorld) -> list[Tool]:
             _payment_method_id(world, traveller_id, booked_by, payment_method),
             passengers,
             booked_by,
+            key=key,
         )
         return render.confirmation_text(world, booking)
 
-    @tool(requires_approval=True)
+    @tool(requires_approval=True, effect="write", idempotent=True)
     @_explained
     def book_hotel(
         traveller_id: str,
@@ -517,6 +524,7 @@ def booking_tools(world: TravelWorld) -> list[Tool]:
         payment_method: str,
         rooms: int = 1,
         booked_by: str | None = None,
+        key: IdempotencyKey = NO_KEY,
     ) -> str:
         """Book hotel rooms for a traveller and charge them. Confirm hotel, dates, price and payment first.
 
@@ -538,10 +546,11 @@ def booking_tools(world: TravelWorld) -> list[Tool]:
             _payment_method_id(world, traveller_id, booked_by, payment_method),
             rooms,
             booked_by,
+            key=key,
         )
         return render.confirmation_text(world, booking)
 
-    @tool(requires_approval=True)
+    @tool(requires_approval=True, effect="write", idempotent=True)
     @_explained
     def book_car(
         traveller_id: str,
@@ -550,6 +559,7 @@ def booking_tools(world: TravelWorld) -> list[Tool]:
         return_date: str,
         payment_method: str,
         booked_by: str | None = None,
+        key: IdempotencyKey = NO_KEY,
     ) -> str:
         """Rent a car for a traveller and charge it. Confirm car, dates, price and payment with the user first.
 
@@ -569,19 +579,20 @@ def booking_tools(world: TravelWorld) -> list[Tool]:
             return_date,
             _payment_method_id(world, traveller_id, booked_by, payment_method),
             booked_by,
+            key=key,
         )
         return render.confirmation_text(world, booking)
 
-    @tool(requires_approval=True)
+    @tool(requires_approval=True, effect="write", idempotent=True)
     @_explained
-    def cancel_booking(booking_id: str, requested_by: str | None = None) -> str:
+    def cancel_booking(booking_id: str, requested_by: str | None = None, key: IdempotencyKey = NO_KEY) -> str:
         """Cancel a booking and refund its payment method, if its fare rules allow. Confirm with the user first.
 
         Args:
             booking_id: A booking id exactly as shown by list_bookings.
             requested_by: Traveller id of the person asking, when it is not the booking's traveller.
         """
-        return render.cancellation_text(world, world.cancel_booking(booking_id, requested_by))
+        return render.cancellation_text(world, world.cancel_booking(booking_id, requested_by, key=key))
 
     return [get_traveller, list_bookings, book_flight, book_hotel, book_car, cancel_booking]
 

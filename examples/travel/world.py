@@ -1,7 +1,8 @@
 """TravelWorld: one bookings database over the shared catalogue, with the business rules.
 
 Each world is a fresh SQLite database (in memory or in a file) holding the
-travellers, their payment methods and their bookings. Seats, rooms and cars
+travellers, their payment methods and their bookings; `TravelWorld.kept_in`
+reopens a file as it was left, for a durable run that goes on after a kill. Seats, rooms and cars
 left are the catalogue's numbers minus the world's confirmed bookings, so the
 catalogue itself is shared and never copied. Methods are plain Python; the
 agent-facing wrappers live in `tools`.
@@ -9,6 +10,7 @@ agent-facing wrappers live in `tools`.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import threading
@@ -85,7 +87,10 @@ CREATE TABLE bookings (
     payment_method_id TEXT NOT NULL REFERENCES payment_methods(id),
     charged INTEGER NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('confirmed', 'cancelled')),
-    refund INTEGER NOT NULL DEFAULT 0
+    refund INTEGER NOT NULL DEFAULT 0,
+    -- The idempotency keys of the calls that made and cancelled it: the same call again changes nothing.
+    idempotency_key TEXT UNIQUE,
+    cancel_key TEXT UNIQUE
 );
 CREATE INDEX bookings_by_item ON bookings (kind, item_ref, status);
 CREATE INDEX bookings_by_traveller ON bookings (traveller_id);
@@ -199,22 +204,53 @@ class TravelWorld:
     def __init__(self, seed: int = 0, path: str | Path | None = None, now: datetime = DEFAULT_NOW) -> None:
         if path is not None and Path(path).exists():
             raise FileExistsError(f"{path} already exists; TravelWorld creates a fresh database, give a new path.")
-        self.seed = seed
+        self._connect(seed, path, now)
+        self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version = {int(seed)}")
         # Existing trips were booked before the world's clock starts, under the
         # default clock, so the roster is the same whatever `now` a test picks.
         self.now = min(now, DEFAULT_NOW)
-        self.catalog: Catalog = load_catalog()
-        # Tools may call from worker threads; one lock serialises access to the connection.
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(":memory:" if path is None else str(path), check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA foreign_keys = ON")
-        self._db.executescript(_SCHEMA)
-        self._next_booking_number = 1001
         with self._transaction() as db:
             roster.insert_travellers(db, seed)
         roster.book_existing_trips(self, seed)
         self.now = now
+
+    @classmethod
+    def kept_in(cls, path: str | Path, seed: int = 0, now: datetime = DEFAULT_NOW) -> TravelWorld:
+        """The world whose bookings persist in the file `path`: seeded there the first time, as left afterwards.
+
+        For a durable run (`retinue run travel --durable`): killed and resumed, it goes on with the bookings
+        it had made, and a booking made again with the same idempotency key is not made twice.
+        """
+        path = Path(path)
+        if not path.exists():
+            # Seeded in full under another name first: a kill meanwhile leaves no half-made world behind.
+            creating = path.with_name(path.name + ".creating")
+            creating.unlink(missing_ok=True)
+            cls(seed, creating, now).close()
+            os.replace(creating, path)
+        world = cls.__new__(cls)
+        world._connect(seed, path, now)
+        kept_seed = world._db.execute("PRAGMA user_version").fetchone()[0]
+        if kept_seed != seed:
+            world.close()
+            raise ValueError(f"{path} holds the world of seed {kept_seed}, not {seed}; give another path.")
+        last = world._db.execute("SELECT max(CAST(substr(id, 3) AS INTEGER)) FROM bookings").fetchone()[0]
+        world._next_booking_number = 1001 if last is None else last + 1
+        return world
+
+    def _connect(self, seed: int, path: str | Path | None, now: datetime) -> None:
+        self.seed = seed
+        self.now = now
+        self.catalog: Catalog = load_catalog()
+        # Tools may call from worker threads; one lock serialises access to the connection.
+        self._lock = threading.RLock()
+        self._db: sqlite3.Connection = sqlite3.connect(
+            ":memory:" if path is None else str(path), check_same_thread=False
+        )
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA foreign_keys = ON")
+        self._next_booking_number = 1001
 
     def close(self) -> None:
         self._db.close()
@@ -485,10 +521,17 @@ class TravelWorld:
         payment_method_id: str,
         passengers: int = 1,
         booked_by: str | None = None,
+        *,
+        key: str = "",
     ) -> Booking:
-        """Book seats on a flight for a traveller (the passenger), charged to a payment method."""
+        """Book seats on a flight for a traveller (the passenger), charged to a payment method.
+
+        `key`, the call's idempotency key: a booking already made with it is returned, not made again.
+        """
         with self._lock:
-            return self._book_flight(traveller_id, flight_number, day, cabin, payment_method_id, passengers, booked_by)
+            return self._made_with(key) or self._book_flight(
+                traveller_id, flight_number, day, cabin, payment_method_id, passengers, booked_by, key
+            )
 
     def _book_flight(
         self,
@@ -499,6 +542,7 @@ class TravelWorld:
         payment_method_id: str,
         passengers: int,
         booked_by: str | None,
+        key: str,
     ) -> Booking:
         traveller, booker = self._parties(traveller_id, booked_by)
         day = self._bookable_day(day, "date")
@@ -531,6 +575,7 @@ class TravelWorld:
             passengers,
             price,
             payment_method_id,
+            key,
         )
 
     def book_hotel(
@@ -542,10 +587,14 @@ class TravelWorld:
         payment_method_id: str,
         rooms: int = 1,
         booked_by: str | None = None,
+        *,
+        key: str = "",
     ) -> Booking:
-        """Book hotel rooms for every night from check-in to the night before check-out."""
+        """Book hotel rooms for every night from check-in to the night before check-out (`key`: as for flights)."""
         with self._lock:
-            return self._book_hotel(traveller_id, hotel_id, check_in, check_out, payment_method_id, rooms, booked_by)
+            return self._made_with(key) or self._book_hotel(
+                traveller_id, hotel_id, check_in, check_out, payment_method_id, rooms, booked_by, key
+            )
 
     def _book_hotel(
         self,
@@ -556,6 +605,7 @@ class TravelWorld:
         payment_method_id: str,
         rooms: int,
         booked_by: str | None,
+        key: str,
     ) -> Booking:
         traveller, booker = self._parties(traveller_id, booked_by)
         first, last = self._stay(check_in, check_out, "check_in", "check_out", MAX_STAY_NIGHTS)
@@ -569,7 +619,7 @@ class TravelWorld:
             )
         price = hotel.nightly_price * (last - first).days * rooms
         return self._record(
-            traveller, booker, "hotel", hotel.hotel_id, None, first, last, rooms, price, payment_method_id
+            traveller, booker, "hotel", hotel.hotel_id, None, first, last, rooms, price, payment_method_id, key
         )
 
     def book_car(
@@ -580,10 +630,14 @@ class TravelWorld:
         return_date: date | str,
         payment_method_id: str,
         booked_by: str | None = None,
+        *,
+        key: str = "",
     ) -> Booking:
-        """Rent a car from pickup to return date (a same-day return counts as one day)."""
+        """Rent a car from pickup to return date (a same-day return counts as one day; `key`: as for flights)."""
         with self._lock:
-            return self._book_car(traveller_id, car_id, pickup_date, return_date, payment_method_id, booked_by)
+            return self._made_with(key) or self._book_car(
+                traveller_id, car_id, pickup_date, return_date, payment_method_id, booked_by, key
+            )
 
     def _book_car(
         self,
@@ -593,6 +647,7 @@ class TravelWorld:
         return_date: date | str,
         payment_method_id: str,
         booked_by: str | None,
+        key: str,
     ) -> Booking:
         traveller, booker = self._parties(traveller_id, booked_by)
         first, last = self._stay(pickup_date, return_date, "pickup_date", "return_date", MAX_RENTAL_DAYS, same_day=True)
@@ -603,14 +658,21 @@ class TravelWorld:
                 "Try another class or company."
             )
         price = car.daily_price * rental_days(first, last)
-        return self._record(traveller, booker, "car", car.car_id, None, first, last, 1, price, payment_method_id)
+        return self._record(traveller, booker, "car", car.car_id, None, first, last, 1, price, payment_method_id, key)
 
-    def cancel_booking(self, booking_id: str, requested_by: str | None = None) -> Booking:
-        """Cancel a confirmed booking and refund the original payment method, if the fare rules allow it."""
+    def cancel_booking(self, booking_id: str, requested_by: str | None = None, *, key: str = "") -> Booking:
+        """Cancel a confirmed booking and refund the original payment method, if the fare rules allow it.
+
+        `key`, the call's idempotency key: a cancellation already made with it is returned, not refused.
+        """
         with self._lock:
-            return self._cancel_booking(booking_id, requested_by)
+            if key:
+                row = self._db.execute("SELECT * FROM bookings WHERE cancel_key = ?", (key,)).fetchone()
+                if row is not None:
+                    return _booking(row)
+            return self._cancel_booking(booking_id, requested_by, key)
 
-    def _cancel_booking(self, booking_id: str, requested_by: str | None) -> Booking:
+    def _cancel_booking(self, booking_id: str, requested_by: str | None, key: str) -> Booking:
         booking = self.get_booking(booking_id)
         requester = self.get_traveller(requested_by) if requested_by else self.get_traveller(booking.traveller_id)
         allowed = {booking.traveller_id, booking.booked_by, *self.get_traveller(booking.traveller_id).delegates}
@@ -623,7 +685,10 @@ class TravelWorld:
             raise CancellationRefusedError(f"Booking {booking.booking_id} is already cancelled.")
         self._check_cancellation_policy(booking)
         with self._transaction() as db:
-            db.execute("UPDATE bookings SET status = 'cancelled', refund = price WHERE id = ?", (booking.booking_id,))
+            db.execute(
+                "UPDATE bookings SET status = 'cancelled', refund = price, cancel_key = ? WHERE id = ?",
+                (key or None, booking.booking_id),
+            )
             db.execute(
                 "UPDATE payment_methods SET balance = balance + ? WHERE id = ?",
                 (booking.charged, booking.payment_method_id),
@@ -752,6 +817,7 @@ class TravelWorld:
         quantity: int,
         price: int,
         payment_method_id: str,
+        key: str = "",
     ) -> Booking:
         method = self.get_payment_method(payment_method_id)
         if method.traveller_id not in (traveller.traveller_id, booker.traveller_id):
@@ -774,8 +840,8 @@ class TravelWorld:
             )
             db.execute(
                 "INSERT INTO bookings (id, traveller_id, booked_by, kind, item_ref, cabin, start_date, end_date, "
-                "quantity, price, payment_method_id, charged, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                "'confirmed')",
+                "quantity, price, payment_method_id, charged, status, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, "
+                "?, ?, ?, ?, ?, 'confirmed', ?)",
                 (
                     booking_id,
                     traveller.traveller_id,
@@ -789,9 +855,17 @@ class TravelWorld:
                     price,
                     method.payment_method_id,
                     cost,
+                    key or None,
                 ),
             )
         return self.get_booking(booking_id)
+
+    def _made_with(self, key: str) -> Booking | None:
+        """The booking made with idempotency key `key`, if one was."""
+        if not key:
+            return None
+        row = self._db.execute("SELECT * FROM bookings WHERE idempotency_key = ?", (key,)).fetchone()
+        return None if row is None else _booking(row)
 
     # ---------------------------------------------------------------- snapshot
 

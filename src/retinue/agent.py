@@ -27,7 +27,7 @@ from .tools import Tool, ToolFunction, as_tool
 
 if TYPE_CHECKING:
     from .journal import Journal
-    from .journal.journal import RunJournal
+    from .journal.journal import JournalledRun, RunJournal
 
 ToolScheduling: TypeAlias = Literal["concurrent", "sequential"]
 """How the tool calls of one model turn run: all at once, or each after the one before (see `Agent`)."""
@@ -201,20 +201,22 @@ class Agent(Generic[OutputT]):
         approver: Approver | None = None,
         on_event: EventSink | None = None,
         limits: Limits | None = None,
+        allow_changed_definition: bool = False,
     ) -> RunResult[OutputT]:
         """Run durably: written ahead into `journal` (a `Journal`, a SQLite path or a postgresql:// URL), resumable.
 
         Idempotent on `run_id` (a new one by default, in `result.run_id`): starting a run the journal already
-        holds resumes it, which needs the same agent and prompt. Raises `RunLeasedError` while another
-        process runs it, and `JournalError` when the journal holds a different run under that id.
+        holds resumes it (see `resume`), which needs the same agent and prompt. Raises `RunLeasedError` while
+        another process runs it, and `JournalError` when the journal holds a different run under that id.
+        An approver answering `Later` (`approvals.decide_later()`) suspends the run: it ends "waiting", with
+        `result.pending_approvals`, until a decision is recorded (`journal.decide`, `retinue approve`).
         """
-        from .journal.journal import JournalledRun
         from .journal.resume import check_start, open_journal
 
         with open_journal(journal) as opened:
             run_id = run_id or new_run_id()
             check_start(opened, self.name, run_id, prompt)
-            handle = JournalledRun.root(opened, run_id)
+            handle = self._pinned_handle(opened, run_id, allow_changed_definition)
             context = self.new_context(
                 deps=deps, approver=approver, on_event=on_event, limits=limits, run_id=run_id, journal=handle
             )
@@ -229,24 +231,37 @@ class Agent(Generic[OutputT]):
         approver: Approver | None = None,
         on_event: EventSink | None = None,
         limits: Limits | None = None,
+        allow_changed_definition: bool = False,
     ) -> RunResult[OutputT]:
         """Go on with the durable run `run_id` from where its journal stops.
 
         What the journal recorded is replayed (model calls are not paid again, tools are not run again); the
         run goes on live from there, within the same limits. A run that had ended replays to the same result.
+        A call that waited for a decision gets the one recorded; one still undecided is put to `approver`
+        (`Later` keeps the run waiting).
         Raises `JournalError` when the journal has no such run of this agent, `RunLeasedError` while another
-        process runs it.
+        process runs it, and `DefinitionChangedError` when this agent's tree is not defined as when the run
+        started (instructions, tools, models, sub-agents), unless `allow_changed_definition`, which the
+        journal records.
         """
-        from .journal.journal import JournalledRun
         from .journal.resume import open_journal, recorded_prompt
 
         with open_journal(journal) as opened:
             prompt = recorded_prompt(opened, self.name, run_id)
-            handle = JournalledRun.root(opened, run_id)
+            handle = self._pinned_handle(opened, run_id, allow_changed_definition)
             context = self.new_context(
                 deps=deps, approver=approver, on_event=on_event, limits=limits, run_id=run_id, journal=handle
             )
             return await run_loop(self, prompt, context)
+
+    def _pinned_handle(self, journal: Journal, run_id: str, allow_changed_definition: bool) -> JournalledRun:
+        """The journal handle of the root run `run_id`, pinned to this agent's definition (see `definition`)."""
+        from .journal.definition import check_definition, fingerprint
+        from .journal.journal import JournalledRun
+
+        definition = fingerprint(self)
+        changes = check_definition(journal, run_id, definition, allow_changed=allow_changed_definition)
+        return JournalledRun.root(journal, run_id, definition=definition, definition_changes=changes)
 
     def run_sync(
         self,

@@ -1,7 +1,12 @@
 """`retinue run APP ...` and `retinue eval APP ...`: run or evaluate a registered application.
 
     retinue run travel "Plan a 3-day trip from SFO to New York" --arch lead
+    retinue run travel "Fly me to New York" --durable --run-id trip-42 --approve later
     retinue eval travel --arch lead,clones,script --trials 3
+
+With --durable the run is written ahead into a journal (see `retinue.journal`) and its application's state
+(the travel app's bookings) is kept with it: killed at any point, it goes on with `retinue resume RUN_ID`
+or the same command with `--run-id RUN_ID`, and ends with the same bookings, none made twice.
 
 With no --model, the model is the default for this machine: Anthropic or
 OpenAI when their key is set, else the embedded local model.
@@ -14,6 +19,7 @@ import asyncio
 import dataclasses
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +28,9 @@ from .cli_common import CommandError, add_store_argument, check_home
 # Only argparse runs when `retinue --help` builds the parser; the rest is imported by the command that needs it.
 if TYPE_CHECKING:
     from .approvals import Approver
-    from .apps import App
+    from .apps import App, AppSession
     from .evals import EvalReport, EvalTask
+    from .journal import Journal
 
 
 def configure_run(parser: argparse.ArgumentParser) -> None:
@@ -34,9 +41,10 @@ def configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--traveller", "--user", dest="user", default=None, help="who the user is (app-specific id)")
     parser.add_argument(
         "--approve",
-        choices=("ask", "ui", "all", "none"),
+        choices=("ask", "ui", "later", "all", "none"),
         default="ask",
         help="consequential actions: ask at the terminal (default), in the web UI (run `retinue ui` beside it), "
+        "later (a --durable run waits for `retinue approve`, as it does when there is no terminal to ask at), "
         "approve all, or refuse all",
     )
     parser.add_argument(
@@ -54,6 +62,25 @@ def configure_run(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-trace", action="store_true", help="do not record the run in the trace store")
     add_store_argument(parser)
+    parser.add_argument(
+        "--durable",
+        action="store_true",
+        help="run durably: written ahead into the journal, with the application's state kept beside it; killed, it "
+        "goes on with `retinue resume RUN_ID` (or this command with --run-id) and pays nothing twice",
+    )
+    parser.add_argument(
+        "--run-id", default=None, help="the durable run's id (default: a new one); an existing run goes on from there"
+    )
+    parser.add_argument(
+        "--journal",
+        metavar="PATH_OR_URL",
+        default=None,
+        help="the durable run's journal: a SQLite file or a postgresql:// URL "
+        "(default: $RETINUE_HOME/journal.sqlite or ~/.retinue/journal.sqlite)",
+    )
+    from .durable_cli import add_allow_changed_definition
+
+    add_allow_changed_definition(parser)
 
 
 def positive_int(text: str) -> int:
@@ -92,12 +119,22 @@ def positive_seconds(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    app = _load(args.app)
+    durable = _open_durable(args, app)  # a run that exists fills in --arch, --model and --traveller
+    try:
+        return _run(args, app, durable)
+    finally:
+        if durable is not None:
+            durable.journal.close()
+
+
+def _run(args: argparse.Namespace, app: App, durable: DurableAppRun | None) -> int:
     from .accounting import UsageByAgent
+    from .errors import JournalError
     from .events import fan_out
     from .live_view import LiveView
     from .redact import redact
 
-    app = _load(args.app)
     architecture = _architecture(app, args.arch)
     prompt = args.prompt or app.example_prompt
     store = None
@@ -112,9 +149,12 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"{exc}; or pass --no-trace to run without recording") from exc
     elif args.approve == "ui":
         raise CommandError("--approve ui needs the trace store (the UI reads approvals from it): drop --no-trace")
-    approver = _approver(args.approve, store)
+    approver = _approver(args.approve, store, durable=durable is not None)
     try:
-        session = app.session(architecture, args.model, approver, args.user)
+        if durable is None:
+            session = app.session(architecture, args.model, approver, args.user)
+        else:
+            session = durable.session(app, architecture, args.model, approver, args.user)
     except LookupError as exc:
         if args.user is None:
             raise
@@ -137,6 +177,8 @@ def run(args: argparse.Namespace) -> int:
             max_wall_seconds=args.max_wall if args.max_wall is not None else base.max_wall_seconds,
         )
     full_prompt = f"{session.preface}\n\n{prompt}" if session.preface else prompt
+    if durable is not None and durable.recorded_prompt is not None and args.prompt is None:
+        full_prompt = durable.recorded_prompt  # going on with the run: as it was asked
     # Terminals are scrolled back, shared and recorded: what is shown is masked like the trace.
     print(redact(f"{app.name} ({architecture}): {full_prompt}\n"), file=sys.stderr)
 
@@ -144,26 +186,123 @@ def run(args: argparse.Namespace) -> int:
         from .models.resolve import close_resolved_models
 
         try:
-            return await session.agent.run(
-                full_prompt, deps=session.deps, approver=approver, on_event=sink, limits=limits
+            if durable is None:
+                return await session.agent.run(
+                    full_prompt, deps=session.deps, approver=approver, on_event=sink, limits=limits
+                )
+            return await session.agent.start(
+                full_prompt,
+                journal=durable.journal,
+                run_id=durable.run_id,
+                deps=session.deps,
+                approver=approver,
+                on_event=sink,
+                limits=limits,
+                allow_changed_definition=args.allow_changed_definition,
             )
         finally:
             await close_resolved_models()
 
     try:
         result = asyncio.run(main())
+    except JournalError as exc:  # held by another process, started differently, or defined differently
+        _close_session(session)
+        raise CommandError(str(exc)) from exc
     finally:
         view.close()
         if store is not None:
             store.close()
     try:
         _print_outcome(result, session.report(), usage_by_agent.by_agent, recorded=store is not None)
+        if durable is not None:
+            durable.print_ending(result)
     finally:
-        if session.close is not None:
-            closing = session.close()
-            if closing is not None:
-                asyncio.run(_await(closing))
-    return 0 if result.completed else 1
+        _close_session(session)
+    return 0 if result.completed or result.status == "waiting" else 1
+
+
+def _close_session(session: AppSession) -> None:
+    if session.close is not None:
+        closing = session.close()
+        if closing is not None:
+            asyncio.run(_await(closing))
+
+
+@dataclass
+class DurableAppRun:
+    """A durable run of an application: its journal, its id, the directory its application keeps state in."""
+
+    journal: Journal
+    run_id: str
+    state_dir: Path
+    recorded_prompt: str | None  # the prompt of a run the journal holds already
+
+    def session(
+        self, app: App, architecture: str, model: str | None, approver: Approver, user: str | None
+    ) -> AppSession:
+        from .journal.app_runs import DurableApp, Launch, save_launch
+
+        assert isinstance(app, DurableApp)
+        save_launch(self.state_dir, Launch(app.name, architecture, model, user))
+        return app.durable_session(architecture, model, approver, user, state_dir=self.state_dir)
+
+    def print_ending(self, result: Any) -> None:
+        from .durable_cli import print_durable_ending
+
+        print_durable_ending(result)
+        if not result.completed:
+            print(
+                f"durable run {self.run_id}: go on with `retinue resume {self.run_id}` once it can",
+                file=sys.stderr,
+            )
+
+
+def _open_durable(args: argparse.Namespace, app: App) -> DurableAppRun | None:
+    """The durable run `retinue run --durable` asks for, its journal open; None for a run that is not durable."""
+    from .errors import JournalError, MissingDependencyError
+    from .journal import default_journal_path
+    from .journal.app_runs import DurableApp, load_launch, state_dir_of
+    from .journal.resume import journal_at
+    from .run_context import new_run_id
+
+    if not args.durable:
+        given = [flag for flag, value in (("--run-id", args.run_id), ("--journal", args.journal)) if value]
+        if args.allow_changed_definition:
+            given.append("--allow-changed-definition")
+        if args.approve == "later":
+            given.append("--approve later")
+        if given:
+            raise CommandError(f"{', '.join(given)}: only for a durable run; add --durable")
+        return None
+    if not isinstance(app, DurableApp):
+        raise CommandError(f"{app.name} cannot run durably: it does not say where its state is kept with a run")
+    if args.journal is None:
+        check_home(create=True)
+    location = args.journal or str(default_journal_path())
+    try:
+        journal = journal_at(location)
+    except (JournalError, MissingDependencyError) as exc:
+        raise CommandError(str(exc)) from exc
+    try:
+        run_id = args.run_id or new_run_id()
+        state_dir = state_dir_of(location, run_id)
+        existing = journal.get_run(run_id)
+        if existing is None:
+            return DurableAppRun(journal, run_id, state_dir, None)
+        launch = load_launch(state_dir)
+        if launch is None or launch.app != app.name:
+            started = "another program" if launch is None else f"`retinue run {launch.app}`"
+            raise CommandError(
+                f"run {run_id} of the journal {location} was started by {started}, not by `retinue run {app.name}`: "
+                "resume it as it was started, or give another --run-id"
+            )
+        args.arch = args.arch or launch.architecture
+        args.model = args.model or launch.model
+        args.user = args.user or launch.user
+        return DurableAppRun(journal, run_id, state_dir, existing.prompt)
+    except BaseException:
+        journal.close()
+        raise
 
 
 def _print_outcome(result: Any, report: str, usage_by_agent: dict[str, Any], *, recorded: bool) -> None:
@@ -343,8 +482,8 @@ def _architecture(app: App, name: str | None) -> str:
     return name
 
 
-def _approver(choice: str, store: Any) -> Approver:
-    from .approvals import approve_all, terminal_approver, unattended
+def _approver(choice: str, store: Any, *, durable: bool = False) -> Approver:
+    from .approvals import approve_all, decide_later, terminal_approver, unattended
 
     if choice == "ui":
         from .ui.approver import UIApprover
@@ -355,6 +494,9 @@ def _approver(choice: str, store: Any) -> Approver:
         return approve_all
     if choice == "none":
         return unattended
+    if durable and (choice == "later" or not sys.stdin.isatty()):
+        print("approvals wait for `retinue approve`: the run is suspended until they are decided", file=sys.stderr)
+        return decide_later()
     if not sys.stdin.isatty():
         print(
             "note: no terminal to ask for approvals, so the assistant plans without booking (use --approve all "

@@ -1,10 +1,12 @@
 """The `retinue` command: look at recorded runs, replay a model call, open the live UI.
 
     retinue runs                      list recent runs
+    retinue runs --journal [PATH]     list durable runs: running, waiting for approval, interrupted, done
     retinue show RUN_ID               one run as a tree, with cost per agent and per step
     retinue replay CALL_ID [...]      send one recorded model request again and diff the answers
     retinue ui                        the live web UI
     retinue resume RUN_ID --agent M:N go on with a durable run whose process was killed
+    retinue approve RUN_ID [ID --yes] decide a call a durable run waits for
     retinue worker --agent M:N        run a journal's pending durable runs, and wait for more
     retinue run / eval / improve APP  an application's assistant: one task, its eval tasks, better texts
 
@@ -32,6 +34,7 @@ from .cli_common import open_store as open_store
 from .cli_common import port_number as port_number
 
 if TYPE_CHECKING:
+    from .journal import DurableRunView
     from .store import RunNode, RunRecord, RunStore
     from .store.records import AgentUsage, ModelCallRecord, ToolCallRecord
     from .usage import Usage
@@ -161,13 +164,75 @@ def _configure_runs(parser: argparse.ArgumentParser) -> None:
     add_store_argument(parser)
     parser.add_argument("-n", "--limit", type=int, default=30, help="how many runs to list (default 30)")
     parser.add_argument("--all", action="store_true", help="list sub-agent runs too, not only root runs")
+    parser.add_argument(
+        "--journal",
+        nargs="?",
+        const="",
+        metavar="PATH_OR_URL",
+        help="list the durable runs of a journal instead, as running, waiting for approval, interrupted or done "
+        "(without PATH_OR_URL: $RETINUE_HOME/journal.sqlite or ~/.retinue/journal.sqlite)",
+    )
 
 
 def _runs(args: argparse.Namespace) -> int:
+    if args.journal is not None:
+        return _durable_runs(args)
     with open_store(args) as store:
         records = store.list_runs(args.limit, include_children=args.all)
     print_runs(records, sys.stdout)
     return 0
+
+
+def _durable_runs(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from .durable_cli import open_existing_journal
+    from .errors import JournalError, MissingDependencyError
+    from .journal import durable_runs
+
+    try:
+        with contextlib.closing(open_existing_journal(args.journal or None)) as journal:
+            views = durable_runs(journal, args.limit)
+    except (JournalError, MissingDependencyError) as exc:
+        raise CommandError(str(exc)) from exc
+    print_durable_runs(views, sys.stdout)
+    return 0
+
+
+def print_durable_runs(views: list[DurableRunView], out: TextIO) -> None:
+    """The durable runs as a table: state, what their processes paid and what resumes replayed for free."""
+    import time
+
+    from .redact import current_redactor
+
+    if not views:
+        print("No durable runs in this journal yet.", file=out)
+        return
+    redact = current_redactor()
+    rows = [["RUN", "AGENT", "STATE", "PAID", "REPLAYED", "UPDATED", "PROMPT"]]
+    for view in views:
+        run, paid, replayed = view.run, view.usage.paid, view.usage.replayed
+        rows.append(
+            [
+                run.run_id,
+                run.agent,
+                view.describe_state(),
+                f"{paid.requests} calls, {format_usage(paid)}",
+                f"{replayed.requests} calls",
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.updated_at)),
+                redact(one_line(run.prompt, 40)),
+            ]
+        )
+    _table(rows, out)
+    for view in views:
+        for record in view.pending_approvals:
+            print(
+                f"{view.run.run_id} waits for {record.agent} {record.tool}: "
+                f"retinue approve {view.run.run_id} {record.approval_id} --yes (or --no)",
+                file=out,
+            )
+        if view.resumable:
+            print(f"{view.run.run_id} can go on: retinue resume {view.run.run_id}", file=out)
 
 
 def print_runs(records: list[RunRecord], out: TextIO) -> None:
@@ -529,6 +594,22 @@ register(
         "go on with a durable run whose process was killed, from its journal",
         _configure_resume,
         "retinue.resume_command:resume",
+    )
+)
+
+
+def _configure_approve(parser: argparse.ArgumentParser) -> None:
+    from .approve_command import configure_approve
+
+    configure_approve(parser)
+
+
+register(
+    Command(
+        "approve",
+        "decide a call a durable run waits for (or list them), so that the run can go on",
+        _configure_approve,
+        "retinue.approve_command:approve",
     )
 )
 

@@ -24,7 +24,8 @@ here are for what the *caller* must fix; `except RetinueError` catches them all.
     ├── ContextWindowExceeded          the next request cannot fit, even compacted
     ├── JournalError                   a durable run's journal cannot be used as asked
     │   ├── RunLeasedError             another process holds the run
-    │   └── LeaseLostError             this process lost the run to another
+    │   ├── LeaseLostError             this process lost the run to another
+    │   └── DefinitionChangedError     the run's agents are not defined as when it started
     ├── StoreError (retinue.store)     the trace store cannot do what was asked
     │   ├── UnusableStoreError         the file is not a usable trace store
     │   └── InterruptedRunError        the process that asked for an approval has ended
@@ -141,6 +142,15 @@ class RunLeasedError(JournalError):
 
 class LeaseLostError(JournalError):
     """This process no longer holds the run: its lease expired and another process took the run over."""
+
+
+class DefinitionChangedError(JournalError):
+    """The agents resuming a durable run are not defined as when it started; `changes` says what differs."""
+
+    def __init__(self, message: str, *, run_id: str, changes: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.changes = changes
 
 
 class ContextWindowExceeded(RetinueError):

@@ -11,7 +11,9 @@ listens to the events it emits.
 A durable run writes ahead into `context.journal` (see `retinue.journal`): the
 model's response before its tools run, a write tool's start before its body,
 each tool's output before the next request. Resumed, the run goes through the
-same code again, answered from the journal wherever it has a record.
+same code again, answered from the journal wherever it has a record. A call
+whose approver answers "later" waits (`Waiting`): the turn's other calls end,
+then the run suspends until a decision is recorded in its journal.
 """
 
 from __future__ import annotations
@@ -62,8 +64,9 @@ async def run_loop(
     """Run `agent` on `prompt` until it answers or a limit stops it. `context` is this run's, made for `agent`.
 
     Never raises for a failed run. Only the caller's cancellation, or a KeyboardInterrupt or SystemExit raised
-    outside any tool, propagates, after RunFinished has recorded how the run ended. A durable run whose
-    journal refuses it (`RunLeasedError`: another process holds it) raises before it starts.
+    outside any tool, propagates, after RunFinished has recorded how the run ended (and a sub-run's wait for a
+    decision, which suspends its whole tree). A durable run whose journal refuses it (`RunLeasedError`: another
+    process holds it) raises before it starts.
     """
     started = time.perf_counter()
     budget = context.budget
@@ -156,7 +159,14 @@ class Cancelled:
     error: BaseException | None = None  # a KeyboardInterrupt from outside any tool: the process is stopping
 
 
-RunEnding: TypeAlias = Completed[OutputT] | Stopped | Failed | Cancelled
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A durable run suspended until a person decides `approvals` (recorded in its journal)."""
+
+    approvals: tuple[approvals.ApprovalRecord, ...]
+
+
+RunEnding: TypeAlias = Completed[OutputT] | Stopped | Failed | Cancelled | Waiting
 
 
 # -- the start of a run ------------------------------------------------------------------------
@@ -234,6 +244,7 @@ async def take_turn(
     context.messages.append(ToolResultsMessage(turn.results))
     if turn.stop is not None:
         raise turn.stop  # only now that the transcript says what each call did
+    context.journal.raise_if_waiting()  # a call waits for a person: the run suspends, its other calls done
     return RUN_AGAIN
 
 
@@ -314,9 +325,12 @@ async def _run_in_order(
     progress: dict[str, CallProgress],
     turn_started: float,
 ) -> ToolTurn:
-    """Run the calls one after another; once one ends the run, the rest are not run."""
+    """Run the calls one after another; once one ends the run, or waits for a decision, the rest are not run."""
     results: list[ToolResult] = []
     for position, call in enumerate(calls):
+        if context.journal.waiting:  # they run in order once the decision is in, when the run goes on
+            results.extend(_stopped_result(rest, None, None, None, WAITING_REASON) for rest in calls[position:])
+            break
         try:
             results.append(await execute_tool_call(agent, call, tools_by_name, context, progress))
         except BaseException as exc:  # noqa: BLE001 - recorded in the transcript, then raised by the loop
@@ -390,6 +404,8 @@ def _announce_stopped(call: ToolCall, result: ToolResult, context: RunContext, d
     context.announce(ToolCallFinished, call=call, result=result, duration_seconds=duration)
 
 
+WAITING_REASON = "an earlier call of this turn waits for a decision, and the run is suspended until it is made"
+
 CallProgress: TypeAlias = Literal["announced", "running"]
 """How far a call got: ToolCallStarted sent, or the tool's function entered (so it may have had effects)."""
 
@@ -418,7 +434,11 @@ async def execute_tool_call(
     if replayed is None:
         context.announce(ToolCallStarted, call=call)
         progress[call.id] = "announced"
-        content, is_error = await _tool_output(agent, call, tools_by_name, context, progress)
+        try:
+            content, is_error = await _tool_output(agent, call, tools_by_name, context, progress)
+        except approvals.AwaitingDecision as waiting:  # nothing recorded: the call runs when the run goes on
+            context.journal.note_waiting(waiting)
+            content, is_error = f"Waiting for a decision on: {waiting}. The run is suspended until it is made.", False
     else:
         content, is_error = _replay_output(replayed, tool, call, context)
     result = ToolResult(call.id, call.name, content, is_error)
@@ -605,8 +625,8 @@ async def _run_tool(
         return f"Error: '{tool.name}' failed with CancelledError: {exc or 'something it awaited was cancelled'}", True
     except KeyboardInterrupt as exc:
         raise RunInterrupted(f"'{tool.name}' was interrupted (KeyboardInterrupt)") from exc
-    except RunInterrupted:
-        raise  # from a sub-agent this tool ran: the whole tree stops
+    except (RunInterrupted, approvals.AwaitingDecision):
+        raise  # from a sub-agent this tool ran: the whole tree stops, or waits
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - any tool failure goes back to the model
         # SystemExit included: a tool (or a script it wraps) calling sys.exit() must not end the program.
         return f"Error: '{tool.name}' failed with {type(exc).__name__}: {exc}", True
@@ -621,9 +641,29 @@ async def _ask_approval(
 ) -> approvals.Approval:
     context.announce(ApprovalRequested, call=call)
     request = approvals.ApprovalRequest(agent.name, tool.name, call.arguments, context.run_id, call.id, uncertain)
-    approval = await approvals.ask(context.approver, request)
+    try:
+        approval = await context.journal.ask_approval(context.budget.turns, request, context.approver)
+    except approvals.AwaitingDecision as waiting:
+        _announce_waiting(waiting, context)
+        raise
     context.announce(ApprovalResolved, call=call, approved=approval.approved, reason=approval.reason)
     return approval
+
+
+def _announce_waiting(waiting: approvals.AwaitingDecision, context: RunContext) -> None:
+    for record in waiting.approvals:
+        context.announce(
+            Notice,
+            kind="approval_waiting",
+            message=f"'{record.tool}' (call {record.tool_call_id}) waits for a decision: approval {record.approval_id}",
+            data={
+                "approval_id": record.approval_id,
+                "root_run_id": record.root_run_id,
+                "tool_call_id": record.tool_call_id,
+                "arguments_digest": record.arguments_digest,
+                "expires_at": record.expires_at,
+            },
+        )
 
 
 def _is_being_cancelled() -> bool:
@@ -646,10 +686,14 @@ def _describe_invalid_arguments(tool: Tool, exc: pydantic.ValidationError) -> st
 # -- the end of a run --------------------------------------------------------------------------
 
 
-def _ending_after(exc: BaseException, budget: Budget, wall_clock: asyncio.Timeout) -> Stopped | Failed | Cancelled:
+def _ending_after(
+    exc: BaseException, budget: Budget, wall_clock: asyncio.Timeout
+) -> Stopped | Failed | Cancelled | Waiting:
     """How `exc`, raised while the run was being set up or taking turns, ends the run."""
     if isinstance(exc, TimeoutError) and wall_clock.expired():
         return Stopped(budget.check() or budget.wall_limit())
+    if isinstance(exc, approvals.AwaitingDecision):
+        return Waiting(exc.approvals)
     if isinstance(exc, asyncio.CancelledError | RunInterrupted):
         return Cancelled()
     if isinstance(exc, KeyboardInterrupt):
@@ -666,8 +710,8 @@ def _goes_past_the_run(exc: BaseException, context: RunContext) -> bool:
     tools became tool errors or RunInterrupted, so the process itself is stopping. Ctrl-C inside a tool
     (RunInterrupted) passes up from a sub-agent, so the whole tree stops; the root returns, like any other ending.
     """
-    if isinstance(exc, RunInterrupted):
-        return context.parent is not None
+    if isinstance(exc, RunInterrupted | approvals.AwaitingDecision):
+        return context.parent is not None  # a sub-run's wait suspends its parent's turn too
     return isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit)
 
 
@@ -679,7 +723,7 @@ async def _finish(
     if not isinstance(ending, Completed):
         _answer_pending_calls(context.messages, "the run stopped before this call finished")
     result = _run_result(agent, context, ending, started)
-    await context.journal.finish(result.status)
+    await context.journal.finish(result.status, result.replayed_usage)
     context.announce(RunFinished, result=result)
     return result
 
@@ -706,6 +750,7 @@ def _run_result(
     output: OutputT | None = None
     limit: LimitReached | None = None
     error: BaseException | None = None
+    waiting_for: tuple[approvals.ApprovalRecord, ...] = ()
     match ending:
         case Completed(output):
             status = "completed"
@@ -715,6 +760,8 @@ def _run_result(
             status = "error"
         case Cancelled(error):
             status = "cancelled"
+        case Waiting(waiting_for):
+            status = "waiting"
     budget = context.budget
     return RunResult(
         agent=agent.name,
@@ -730,4 +777,5 @@ def _run_result(
         error=error,
         replayed_usage=budget.replayed_usage.copy(),
         uncertain_calls=context.journal.uncertain_calls(),
+        pending_approvals=waiting_for,
     )

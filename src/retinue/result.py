@@ -7,13 +7,14 @@ from typing import Any, Generic, Literal, TypeAlias
 
 from typing_extensions import TypeVar
 
+from .approvals import ApprovalRecord
 from .limits import LimitReached
 from .messages import Message
 from .usage import Usage
 
 OutputT = TypeVar("OutputT", default=str)
 
-RunStatus: TypeAlias = Literal["completed", "limit", "error", "cancelled"]
+RunStatus: TypeAlias = Literal["completed", "limit", "error", "cancelled", "waiting"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,7 @@ class RunResult(Generic[OutputT]):
     A durable run resumed from its journal counts its calls from before the restart too (the limits do);
     `replayed_usage` is the part of `total_usage` replayed from the journal, which cost nothing this time.
     `uncertain_calls` are the write calls found cut off mid-way on resume (see `UncertainCall`).
+    "waiting" is a durable run suspended until a person decides `pending_approvals` (see `retinue.approvals`).
     """
 
     agent: str
@@ -62,6 +64,7 @@ class RunResult(Generic[OutputT]):
     error: BaseException | None = None
     replayed_usage: Usage = field(default_factory=Usage)
     uncertain_calls: tuple[UncertainCall, ...] = ()
+    pending_approvals: tuple[ApprovalRecord, ...] = ()
 
     @property
     def completed(self) -> bool:
@@ -80,6 +83,9 @@ class RunResult(Generic[OutputT]):
             ending = "completed"
         elif self.limit is not None:
             ending = f"stopped: {self.limit.describe()}"
+        elif self.status == "waiting":
+            waits = ", ".join(f"{record.tool} (approval {record.approval_id})" for record in self.pending_approvals)
+            ending = f"waiting for a decision on {waits}"
         else:
             ending = f"{self.status}: {self.error}"
         replayed = self.replayed_usage.requests

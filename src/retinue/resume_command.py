@@ -3,9 +3,15 @@
     retinue resume trip-42 --agent myapp.agents:planner
     retinue resume trip-42 --agent myapp.agents:planner --journal runs/journal.sqlite --approve all
     retinue resume trip-42 --agent myapp.agents:planner --journal postgresql://db/app
+    retinue resume trip-42                  a run started by `retinue run APP --durable`: as it was started
 
 The journal records what the run did, not the code of its agent, so `--agent` names where the agent is
-defined: `MODULE:NAME`, an `Agent` or a function returning one (the current directory is importable).
+defined: `MODULE:NAME`, an `Agent` or a function returning one (the current directory is importable). The
+agent must be defined as when the run started (the journal pins a fingerprint of its tree);
+`--allow-changed-definition` goes on with another definition, and the journal records what changed.
+
+A run waiting for decisions (`retinue approve`) goes on with those recorded; a call still undecided is put
+to `--approve` (at the terminal by default; without one, or with `--approve later`, the run goes on waiting).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from .cli_common import CommandError
+from .durable_cli import add_allow_changed_definition, open_existing_journal, print_durable_ending
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -30,8 +37,8 @@ def configure_resume(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--agent",
         metavar="MODULE:NAME",
-        required=True,
-        help="where the run's agent is defined: an Agent, or a function returning one",
+        help="where the run's agent is defined: an Agent, or a function returning one (not needed for a run "
+        "started by `retinue run APP --durable`)",
     )
     parser.add_argument(
         "--journal",
@@ -41,43 +48,72 @@ def configure_resume(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--approve",
-        choices=("ask", "all", "none"),
+        choices=("ask", "later", "all", "none"),
         default="ask",
-        help="consequential and uncertain calls: ask at the terminal (default), approve all, or refuse all",
+        help="consequential and uncertain calls: ask at the terminal (default; without one, wait as with "
+        "later), wait for `retinue approve` (later), approve all, or refuse all",
     )
+    add_allow_changed_definition(parser)
 
 
 def resume(args: argparse.Namespace) -> int:
     from .errors import JournalError, MissingDependencyError
-    from .journal import default_journal_path
-    from .journal.resume import is_postgres_url, journal_at
 
-    path = args.journal or str(default_journal_path())
-    if not is_postgres_url(path) and not os.path.exists(path):
-        raise CommandError(f"no journal at {path}: durable runs are started with agent.start(..., journal=...)")
+    if args.agent is None:
+        return _resume_app_run(args)
     agent = load_agent(args.agent)
     try:
-        with contextlib.closing(journal_at(path)) as journal:
+        with contextlib.closing(open_existing_journal(args.journal)) as journal:
             run = journal.get_run(args.run_id)
             if run is None:
-                raise CommandError(f"the journal {path} has no run {args.run_id}")
+                raise CommandError(f"the journal has no run {args.run_id}")
             if run.agent != agent.name:
                 raise CommandError(f"run {args.run_id} is a run of agent '{run.agent}'; {args.agent} is '{agent.name}'")
-            result = asyncio.run(_resume(agent, args.run_id, journal, approver_for(args.approve)))
+            approver = approver_for(args.approve)
+            result = asyncio.run(_resume(agent, args.run_id, journal, approver, args.allow_changed_definition))
     except (JournalError, MissingDependencyError) as exc:  # a bad journal, or psycopg not installed
         raise CommandError(str(exc)) from exc
-    print(result.describe(), file=sys.stderr)
-    for call in result.uncertain_calls:
-        done = "run again" if call.rerun else "not run again"
-        print(f"uncertain: {call.agent} {call.tool} (call {call.tool_call_id}): {done}, {call.reason}", file=sys.stderr)
+    print_durable_ending(result)
     if result.output is not None:
         print(result.output)
-    return 0 if result.completed else 1
+    return 0 if result.completed or result.status == "waiting" else 1
 
 
-async def _resume(agent: Agent[Any], run_id: str, journal: Any, approver: Approver) -> Any:
+def _resume_app_run(args: argparse.Namespace) -> int:
+    """Go on with a run `retinue run APP --durable` started, as it was started: `retinue run` does it."""
+    from .app_commands import configure_run, run
+    from .errors import JournalError, MissingDependencyError
+    from .journal import default_journal_path
+    from .journal.app_runs import load_launch, state_dir_of
+
+    location = args.journal or str(default_journal_path())
     try:
-        return await agent.resume(run_id, journal=journal, approver=approver)
+        with contextlib.closing(open_existing_journal(location)) as journal:
+            if journal.get_run(args.run_id) is None:
+                raise CommandError(f"the journal has no run {args.run_id}")
+        launch = load_launch(state_dir_of(location, args.run_id))
+    except (JournalError, MissingDependencyError) as exc:
+        raise CommandError(str(exc)) from exc
+    if launch is None:
+        raise CommandError(
+            f"run {args.run_id} was not started by `retinue run APP --durable`: say which agent runs it with "
+            "--agent MODULE:NAME"
+        )
+    parser = argparse.ArgumentParser(prog="retinue run")
+    configure_run(parser)
+    arguments = [launch.app, "--durable", "--run-id", args.run_id, "--journal", location, "--approve", args.approve]
+    if args.allow_changed_definition:
+        arguments.append("--allow-changed-definition")
+    return run(parser.parse_args(arguments))
+
+
+async def _resume(
+    agent: Agent[Any], run_id: str, journal: Any, approver: Approver, allow_changed_definition: bool
+) -> Any:
+    try:
+        return await agent.resume(
+            run_id, journal=journal, approver=approver, allow_changed_definition=allow_changed_definition
+        )
     finally:
         await close_models([agent])
 
@@ -116,6 +152,10 @@ def load_agent(reference: str) -> Agent[Any]:
 
 
 def approver_for(choice: str) -> Approver:
-    from .approvals import approve_all, deny_all, terminal_approver
+    """The approver of a resumed run for `--approve CHOICE`: ask, later, all or none."""
+    from .approvals import approve_all, decide_later, deny_all, terminal_approver
 
-    return {"all": approve_all, "none": deny_all}.get(choice, terminal_approver)
+    if choice == "ask" and not sys.stdin.isatty():
+        choice = "later"  # nobody at a terminal to ask: the run waits for `retinue approve` instead
+    later = decide_later()
+    return {"all": approve_all, "none": deny_all, "later": later}.get(choice, terminal_approver)

@@ -9,7 +9,10 @@ worker at a time, and a run whose worker died is taken over by another once its 
 cancelled mid-way and those queued with `retinue.journal.submit_run`. SIGTERM or Ctrl-C stops a worker: the
 runs it was running are cancelled and left pending, for another worker to go on with.
 
-Each run that ends is a line on stdout, `RUN_ID STATUS`; what the worker does goes to stderr.
+A call that needs approval suspends its run (`--approve later`, the default: nobody is at a worker's
+terminal): the run ends here "waiting", and a worker takes it again once `retinue approve` has decided.
+
+Each run that ends (or comes to wait) is a line on stdout, `RUN_ID STATUS`; what the worker does goes to stderr.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from .cli_common import CommandError
+from .durable_cli import add_allow_changed_definition
 from .resume_command import approver_for, close_models, load_agent
 
 if TYPE_CHECKING:
@@ -59,11 +63,12 @@ def configure_worker(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--approve",
-        choices=("all", "none"),
-        default="none",
-        help="consequential and uncertain calls: refuse them (default; nobody is at a worker's terminal) or "
-        "approve them all",
+        choices=("later", "all", "none"),
+        default="later",
+        help="consequential and uncertain calls: wait for a decision recorded with `retinue approve` (default: "
+        "the run is suspended, and taken again once decided), approve them all, or refuse them all",
     )
+    add_allow_changed_definition(parser)
 
 
 def worker(args: argparse.Namespace) -> int:
@@ -118,6 +123,7 @@ async def _serve(journal: Journal, agents: list[Agent[Any]], args: argparse.Name
             drain=args.drain,
             on_done=_print_ending,
             approver=approver_for(args.approve),
+            allow_changed_definition=args.allow_changed_definition,
         )
         print(f"retinue worker: no pending run left; {ended} run(s) ended here", file=sys.stderr, flush=True)
     except asyncio.CancelledError:
@@ -143,4 +149,6 @@ def _print_ending(run_id: str, result: RunResult[Any]) -> None:
             f"run {run_id}: uncertain {call.agent} {call.tool} (call {call.tool_call_id}): {done}, {call.reason}",
             file=sys.stderr,
         )
+    for record in result.pending_approvals:
+        print(f"run {run_id}: waiting for approval {record.approval_id} of {record.tool}", file=sys.stderr)
     print(f"{run_id} {result.status}", flush=True)

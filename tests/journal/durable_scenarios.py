@@ -5,8 +5,9 @@ Run as a script, it is the child process that gets killed:
     python durable_scenarios.py SCENARIO WORKDIR [POSTGRES_URL]
 
 It prints "ready" once imported, then starts the run `RUN_ID` of SCENARIO durably, journalled in
-WORKDIR/journal.sqlite or in the Postgres database at POSTGRES_URL. Every model request served is a line
-of WORKDIR/served.log and every effect of a write tool a line of WORKDIR/effects.log, each written with
+WORKDIR/journal.sqlite or in the Postgres database at POSTGRES_URL (in the "approval" scenario, calls that
+need approval wait for a decision: the child ends with the run "waiting"). Every model request served is a
+line of WORKDIR/served.log and every effect of a write tool a line of WORKDIR/effects.log, each written with
 O_APPEND before the call returns, so a kill -9 loses none of them. The models reply by what the request
 holds (not by a position in a script), so a resumed process, whose model starts afresh, answers as the
 killed one would have.
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from retinue import Agent, IdempotencyKey, RunContext, tool
+from retinue.approvals import Approver, decide_later
 from retinue.architectures import lead_agent
 from retinue.journal import Journal, SQLiteJournal
 from retinue.messages import AssistantMessage, ModelRequest, ModelResponse, ToolCall, ToolResultsMessage
@@ -113,6 +115,19 @@ async def charge(context: RunContext, item: str) -> str:
     append_line(world.effects, f"charge {item}")
     await asyncio.sleep(world.write_seconds)
     return f"charged {item}"
+
+
+@tool(effect="write", requires_approval=True)
+async def pay(context: RunContext, item: str) -> str:
+    """Pay for an item, once someone approves it (not idempotent: each call pays again).
+
+    Args:
+        item: What to pay for.
+    """
+    world: World = context.deps
+    append_line(world.effects, f"pay {item}")
+    await asyncio.sleep(world.write_seconds)
+    return f"paid {item}"
 
 
 class CountingModel(ScriptedModel):
@@ -231,11 +246,33 @@ def team(world: World) -> Agent[Any]:
     return lead_agent("lead", specialists=[flights, hotels], model=lead_model)
 
 
+APPROVAL_TURNS: list[list[tuple[str, dict[str, Any]]]] = [
+    [("lookup", {"key": "a"}), ("pay", {"item": "flight"})],
+    [("book", {"item": "hotel"})],
+    [("pay", {"item": "hotel"}), ("lookup", {"key": "bb"})],
+]
+
+
+def approval_agent(world: World) -> Agent[Any]:
+    """Two turns whose payments wait for a person, the first beside a lookup, the second after a booking."""
+    model = CountingModel(world, _turns_script(APPROVAL_TURNS), latency=0.01, name="approval")
+    return Agent("payer", model=model, tools=[lookup, book, pay])
+
+
+def changed_single_agent(world: World) -> Agent[Any]:
+    """The single agent with other instructions: not the definition its runs were started with."""
+    return single_agent(world).override(instructions="Plan the trip, cheaply.")
+
+
 SCENARIOS: dict[str, Callable[[World], Agent[Any]]] = {
     "single": single_agent,
     "cut-off": cut_off_agent,
     "team": team,
+    "approval": approval_agent,
 }
+
+# Who approves in each scenario's child: nobody is there in "approval", so its calls wait for a decision.
+APPROVERS: dict[str, Approver] = {"approval": decide_later()}
 
 
 def world_for(scenario: str, workdir: Path, journal_url: str | None = None) -> World:
@@ -245,7 +282,7 @@ def world_for(scenario: str, workdir: Path, journal_url: str | None = None) -> W
 async def start(scenario: str, world: World, journal: Journal | None = None) -> RunResult[Any]:
     agent = SCENARIOS[scenario](world)
     with contextlib.closing(journal or world.open_journal()) as opened:
-        return await agent.start(PROMPT, journal=opened, run_id=RUN_ID, deps=world)
+        return await agent.start(PROMPT, journal=opened, run_id=RUN_ID, deps=world, approver=APPROVERS.get(scenario))
 
 
 def main() -> None:

@@ -181,21 +181,27 @@ async def test_both_durabilities_replay_the_same_run(tmp_path: Path, synchronous
     assert again.messages == first.messages and again.replayed_usage.requests == 2
 
 
-async def test_a_journal_of_the_first_schema_is_upgraded_in_place(tmp_path: Path) -> None:
+async def test_a_journal_of_an_older_schema_is_upgraded_in_place(tmp_path: Path) -> None:
     agent = Agent("a", model=ScriptedModel([call("pay", item="a"), "done"]), tools=[gated(Gate(block_at=0))])
     with journal_at(tmp_path) as journal:
         first = await agent.start("go", journal=journal, run_id="r")
     with contextlib.closing(sqlite3.connect(tmp_path / "journal.sqlite")) as connection, connection:
-        # Back to version 1, which had no elapsed times.
+        # Back to version 1, which had no elapsed times, approvals, pinned definitions nor replay counts.
         connection.execute("ALTER TABLE runs DROP COLUMN elapsed")
         connection.execute("ALTER TABLE entries DROP COLUMN elapsed")
+        for column in ("requests", "input_tokens", "output_tokens", "cost_usd"):
+            connection.execute(f"ALTER TABLE runs DROP COLUMN replayed_{column}")
+        connection.execute("DROP TABLE approvals")
+        connection.execute("DROP TABLE definitions")
         connection.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     with journal_at(tmp_path) as journal:
         again = await agent.override(model=ScriptedModel([])).start("go", journal=journal, run_id="r")
         assert journal.entry_count("r") == 4
+        assert journal.pinned_definition("r") is not None, "pinned by its first opening since the upgrade"
+        assert journal.run_usage("r").replayed.requests == 2
     assert again.messages == first.messages and again.replayed_usage.requests == 2
     with contextlib.closing(sqlite3.connect(tmp_path / "journal.sqlite")) as connection:
-        assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
 
 
 def test_a_file_that_is_not_a_journal_is_refused_with_what_to_do(tmp_path: Path) -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from retinue.store import RunStore
 from retinue.testing import FakeOpenAIServer, FakeToolCall, RecordedRequest, Reply, ScriptItem
@@ -118,3 +121,113 @@ def approve_when_pending(database: Path, timeout: float = 60.0) -> str:
                     return request.tool
         time.sleep(0.2)
     raise AssertionError("no approval became pending")
+
+
+# -- durable runs ---------------------------------------------------------------------------------------
+
+FLY = "Fly me SFO to New York on 12 December."
+
+
+def bookings_of(home: Path, run_id: str) -> dict[str, Any]:
+    """The bookings (and balances) a durable travel run has left in its world, kept beside the journal."""
+    from retinue_travel.world import TravelWorld
+
+    with TravelWorld.kept_in(home / "run-state" / run_id / "bookings.sqlite") as world:
+        return world.snapshot()
+
+
+def flights_booked(snapshot: dict[str, Any], flight: str = "NS120") -> int:
+    return sum(booking["item"] == flight and booking["status"] == "confirmed" for booking in snapshot["bookings"])
+
+
+async def test_a_durable_run_waits_for_an_approval_and_books_once_it_is_given(tmp_path: Path) -> None:
+    async with FakeOpenAIServer(travel_lead_policy, api_key="test-key") as server:
+        model = f"openai:fake-model@{server.base_url}"
+        code, out, err = await run_cli(
+            "run", "travel", FLY, "--arch", "lead", "--model", model, "--durable", "--run-id", "trip-1",
+            "--approve", "later", home=tmp_path,
+        )  # fmt: skip
+        assert code == 0, err
+        assert "waiting: travel-lead book_flight: decide with `retinue approve trip-1 " in err
+        assert "No bookings were made or cancelled." in out
+        asked_before = len(server.requests)
+
+        code, listed, err = await run_cli("approve", "trip-1", home=tmp_path)
+        assert code == 0, err
+        approval_id, state = listed.split()[:2]
+        assert state == "waiting" and '"flight_number": "NS120"' in listed
+        code, out, err = await run_cli("approve", "trip-1", approval_id, "--yes", home=tmp_path)
+        assert code == 0 and out.startswith("approved: travel-lead book_flight"), err
+        code, runs, err = await run_cli("runs", "--journal", home=tmp_path)
+        assert code == 0 and "decided (resumable)" in runs, err
+
+        # Resumed as it was started (application, architecture, model): nothing to say but its id.
+        code, out, err = await run_cli("resume", "trip-1", home=tmp_path)
+        assert code == 0, err
+        assert "+ confirmed flight NS120" in out
+        assert len(server.requests) == asked_before + 1, "only the answer after the booking was asked again"
+    assert flights_booked(bookings_of(tmp_path, "trip-1")) == 1
+
+
+async def start_cli(*args: str, home: Path) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "retinue", *args,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        env={"RETINUE_HOME": str(home), "PATH": "/usr/bin:/bin", "OPENAI_COMPATIBLE_API_KEY": "test-key"},
+    )  # fmt: skip
+
+
+def started_calls(journal: Path, run_id: str, tool_name: str) -> list[str]:
+    """The journal's slots for calls of `tool_name` in `run_id` that started (whose bodies were about to run)."""
+    if not journal.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(journal)) as connection:
+        rows = connection.execute(
+            "SELECT slot, body FROM entries WHERE run_id = ? AND slot LIKE 'start:%'", (run_id,)
+        ).fetchall()
+    return [slot for slot, body in rows if f'"name":"{tool_name}"' in body]
+
+
+async def test_a_durable_run_killed_inside_a_booking_ends_with_the_bookings_of_an_uninterrupted_one(
+    tmp_path: Path,
+) -> None:
+    async with FakeOpenAIServer(travel_lead_policy, api_key="test-key") as server:
+        model = f"openai:fake-model@{server.base_url}"
+        options = ["--arch", "lead", "--model", model, "--approve", "all", "--durable"]
+        code, _, err = await run_cli("run", "travel", FLY, *options, "--run-id", "uninterrupted", home=tmp_path)
+        assert code == 0, err
+        expected = bookings_of(tmp_path, "uninterrupted")
+        assert flights_booked(expected) == 1
+        asked_uninterrupted = len(server.requests)
+
+        child = await start_cli("run", "travel", FLY, *options, "--run-id", "killed", home=tmp_path)
+        world_file = tmp_path / "run-state" / "killed" / "bookings.sqlite"
+        while not world_file.exists():  # noqa: ASYNC110 - another process makes it
+            await asyncio.sleep(0.01)
+        # Another writer holds the bookings database: the booking, once started, waits inside the tool.
+        with contextlib.closing(sqlite3.connect(world_file, isolation_level=None)) as other_writer:
+            other_writer.execute("BEGIN IMMEDIATE")
+            deadline = time.monotonic() + 60
+            while not started_calls(tmp_path / "journal.sqlite", "killed", "book_flight"):
+                assert time.monotonic() < deadline and child.returncode is None, "the child never began to book"
+                await asyncio.sleep(0.01)
+            child.kill()  # kill -9, inside book_flight
+            await child.wait()
+            other_writer.execute("ROLLBACK")
+        assert flights_booked(bookings_of(tmp_path, "killed")) == 0
+
+        code, out, err = await run_cli("run", "travel", *options, "--run-id", "killed", home=tmp_path)
+        assert code == 0, err
+        assert "+ confirmed flight NS120" in out
+        assert bookings_of(tmp_path, "killed") == expected
+        # Every model call of the killed process had been journalled: none was paid twice.
+        assert len(server.requests) == 2 * asked_uninterrupted
+
+        # Killed after the booking was made but before its result was journalled: made again with its key.
+        with contextlib.closing(sqlite3.connect(tmp_path / "journal.sqlite")) as journal, journal:
+            (slot,) = started_calls(tmp_path / "journal.sqlite", "killed", "book_flight")
+            journal.execute("DELETE FROM entries WHERE run_id = 'killed' AND slot = ?", ("output:" + slot[6:],))
+            journal.execute("UPDATE runs SET status = 'running' WHERE run_id = 'killed'")
+        code, out, err = await run_cli("resume", "killed", home=tmp_path)
+        assert code == 0, err
+        assert bookings_of(tmp_path, "killed") == expected, "booked twice"

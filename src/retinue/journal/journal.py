@@ -22,6 +22,11 @@ Wall time spent in earlier processes counts against `Limits.max_wall_seconds`: e
 its run had been going when it was written, and the lease's heartbeat records it for the root between
 entries (a long tool call). A resumed run's clock starts from the latest of these, so a run cannot escape
 its wall-time limit by being restarted; the time between a kill and the resume does not count.
+
+Besides the entries, a journal holds each run's approvals (`ApprovalRecord`: a call waiting for a person,
+and the decision once recorded; see `retinue.approvals`) and the definition its tree is pinned to (see
+`retinue.journal.definition`): a run that waits for a decision ends "waiting", and becomes "decided", for
+`resume_pending` and workers to go on with, once every approval it waits for is decided or has expired.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
 
+from .. import approvals
+from ..approvals import Approval, ApprovalRecord, ApprovalRequest, Approver, AwaitingDecision
 from ..errors import JournalError, LeaseLostError
 from ..messages import Message, ModelResponse
 from ..usage import Usage
@@ -50,11 +57,21 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("retinue.journal")
 
-JournalStatus: TypeAlias = Literal["running", "completed", "limit", "error", "cancelled"]
-"""A journalled run's status: "running" until it ends; a run killed mid-way stays "running"."""
+JournalStatus: TypeAlias = Literal["running", "waiting", "decided", "completed", "limit", "error", "cancelled"]
+"""A journalled run's status: "running" until it ends; a run killed mid-way stays "running".
 
-PENDING_STATUSES: tuple[JournalStatus, ...] = ("running", "cancelled")
-"""Runs that ended without an ending of their own (killed, or cancelled), which `resume_pending` resumes."""
+"waiting": suspended until a person decides an approval; "decided": every approval it waited for is
+decided (or expired), and it is ready to go on.
+"""
+
+PENDING_STATUSES: tuple[JournalStatus, ...] = ("running", "cancelled", "decided")
+"""Runs to go on with, which `resume_pending` and workers resume: killed, cancelled, or decided."""
+
+UNFINISHED_STATUSES: tuple[JournalStatus, ...] = (*PENDING_STATUSES, "waiting")
+"""Runs that have not reached an ending of their own: the time they ran so far counts when they go on."""
+
+DECIDED_BY_APPROVER = "the run's approver"
+DECIDED_BY_EXPIRY = "expiry"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +86,7 @@ class RunOpening:
     agent: str
     prompt: str
     history: str | None  # the messages it continues from, as JSON
+    definition: str | None = None  # a root's pinned definition (`definition.fingerprint`), as JSON
 
 
 @dataclass(slots=True)
@@ -102,6 +120,26 @@ class JournalRun:
     lease_expires_at: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class RunUsage:
+    """What a run's tree spent: `paid`, every model call its processes made (each recorded once in the
+    journal); `replayed`, what resumes were answered from the journal instead, free (over every process
+    that reached an ending or a wait)."""
+
+    paid: Usage
+    replayed: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class DefinitionPin:
+    """The definition a root run is pinned to from `at` on; `changes` say how it differs from the one before
+    (empty for the first), allowed by whoever resumed it with `allow_changed_definition=True`."""
+
+    definition: str
+    changes: tuple[str, ...]
+    at: float
+
+
 class Journal(Protocol):
     """A write-ahead journal of durable runs. Every `async` method returns once its write is committed.
 
@@ -122,8 +160,11 @@ class Journal(Protocol):
         """Record one entry of `run_id` (in the tree `root_run_id`, whose lease this owner must hold)."""
         ...
 
-    async def finish_run(self, root_run_id: str, run_id: str, status: JournalStatus) -> None:
-        """Record how the run ended; a root run's lease is released."""
+    async def finish_run(
+        self, root_run_id: str, run_id: str, status: JournalStatus, replayed: Usage | None = None
+    ) -> None:
+        """Record how the run ended (or that it waits), and what this process replayed of it; a root's lease is
+        released. A root ending "waiting" with no approval left undecided is "decided" instead."""
         ...
 
     async def renew_lease(self, root_run_id: str, elapsed: float) -> None: ...
@@ -154,7 +195,64 @@ class Journal(Protocol):
     def get_run(self, run_id: str) -> JournalRun | None: ...
 
     def pending_runs(self) -> list[JournalRun]:
-        """Root runs that ended without an ending of their own (`PENDING_STATUSES`), oldest first."""
+        """Root runs to go on with (`PENDING_STATUSES`), oldest first."""
+        ...
+
+    def list_runs(self, limit: int | None = None) -> list[JournalRun]:
+        """Root runs, newest first: at most `limit`."""
+        ...
+
+    def lease_is_live(self, run: JournalRun) -> bool:
+        """Whether a live owner holds `run`'s lease now (not merely one that has not expired yet)."""
+        ...
+
+    def run_usage(self, root_run_id: str) -> RunUsage: ...
+
+    # Approvals: a decision is not fenced by any lease (a person decides while nobody runs the run).
+
+    async def record_approval(self, record: ApprovalRecord) -> None:
+        """Record a call of the tree `record.root_run_id` waiting for a decision (this owner holds its lease)."""
+        ...
+
+    def get_approval(self, root_run_id: str, approval_id: str) -> ApprovalRecord | None: ...
+
+    def approvals(self, root_run_id: str) -> list[ApprovalRecord]:
+        """Every approval of the tree, decided or not, in the order they were asked."""
+        ...
+
+    async def decide(
+        self,
+        root_run_id: str,
+        approval_id: str,
+        *,
+        approved: bool,
+        reason: str = "",
+        by: str | None = None,
+        arguments_digest: str | None = None,
+    ) -> ApprovalRecord:
+        """Record a decision; the run becomes "decided" (resumable) once none it waits for is left undecided.
+
+        Raises `JournalError` for an unknown approval, one already decided otherwise, one expired (it is
+        denied), and, with `arguments_digest`, a decision made for other arguments than the call's.
+        """
+        ...
+
+    async def expire_approvals(self) -> list[ApprovalRecord]:
+        """Record every undecided approval past its expiry as denied; the ones so decided."""
+        ...
+
+    # Pinned definitions.
+
+    def pinned_definition(self, root_run_id: str) -> DefinitionPin | None:
+        """The definition the run is pinned to now (its latest pin), or None (queued, or an older journal)."""
+        ...
+
+    def definition_pins(self, root_run_id: str) -> list[DefinitionPin]:
+        """Every pin of the run, the first one first: the changes allowed on each resume that allowed some."""
+        ...
+
+    async def pin_definition(self, root_run_id: str, definition: str, changes: tuple[str, ...]) -> None:
+        """Pin the tree to `definition` from now on (this owner holds its lease)."""
         ...
 
     def close(self) -> None: ...
@@ -230,6 +328,23 @@ class RunJournal:
     def uncertain_calls(self) -> tuple[UncertainCall, ...]:
         return ()
 
+    async def ask_approval(self, turn: int, request: ApprovalRequest, approver: Approver | None) -> Approval:
+        """The decision on `request`: the approver's, now. A durable run may wait instead (`AwaitingDecision`)."""
+        return await approvals.ask(approver, request)
+
+    def note_waiting(self, waiting: AwaitingDecision) -> None:
+        """A call of the current turn waits for a decision (its own, or a sub-run's)."""
+        return None
+
+    def raise_if_waiting(self) -> None:
+        """Raise `AwaitingDecision` if a call of the turn just run waits for a decision: the run suspends."""
+        return None
+
+    @property
+    def waiting(self) -> bool:
+        """Whether a call of the current turn waits for a decision."""
+        return False
+
     async def save_state(self, name: str, snapshot: Callable[[], str]) -> None:
         """Save the tree's state `name`, as `snapshot()` gives it now (not called without a journal)."""
         return None
@@ -237,7 +352,7 @@ class RunJournal:
     def load_state(self, name: str) -> str | None:
         return None
 
-    async def finish(self, status: JournalStatus) -> None:
+    async def finish(self, status: JournalStatus, replayed: Usage | None = None) -> None:
         return None
 
 
@@ -246,12 +361,18 @@ NO_JOURNAL = RunJournal()
 
 @dataclass(eq=False)
 class JournalledTree:
-    """What the runs of one tree share: the journal, the root's id and lease, the uncertain calls found."""
+    """What the runs of one tree share: the journal, the root's id and lease, the uncertain calls found.
+
+    `definition` is the root's fingerprint to pin (None: pin nothing), `definition_changes` how it differs
+    from the pinned one, which the caller allowed: both recorded when the root opens.
+    """
 
     journal: Journal
     root_run_id: str
     uncertain: list[UncertainCall] = field(default_factory=list)
     lease_renewal: asyncio.Task[None] | None = None
+    definition: str | None = None
+    definition_changes: tuple[str, ...] = ()
 
     def start_lease_renewal(self, elapsed: Callable[[], float]) -> None:
         self.lease_renewal = asyncio.get_running_loop().create_task(
@@ -282,7 +403,7 @@ class JournalledTree:
 class JournalledRun(RunJournal):
     """The handle of a run written ahead into `tree.journal`."""
 
-    __slots__ = ("_budget", "_delegated", "_model_calls", "_recorded", "_tree", "run_id")
+    __slots__ = ("_budget", "_delegated", "_model_calls", "_recorded", "_tree", "_waiting", "run_id")
 
     active = True
 
@@ -293,10 +414,15 @@ class JournalledRun(RunJournal):
         self._delegated: set[tuple[int, str]] = set()
         self._model_calls: dict[tuple[int, str], int] = {}  # model calls made so far, by (turn, purpose)
         self._budget: Budget | None = None  # set by `open`: the run's clock, for the elapsed time of entries
+        self._waiting: list[ApprovalRecord] = []  # what the calls of the current turn wait for
 
     @classmethod
-    def root(cls, journal: Journal, run_id: str) -> JournalledRun:
-        return cls(JournalledTree(journal, run_id), run_id)
+    def root(
+        cls, journal: Journal, run_id: str, *, definition: str | None = None, definition_changes: tuple[str, ...] = ()
+    ) -> JournalledRun:
+        """The handle of the root run `run_id`; `definition` is pinned when it opens (see `JournalledTree`)."""
+        tree = JournalledTree(journal, run_id, definition=definition, definition_changes=definition_changes)
+        return cls(tree, run_id)
 
     @property
     def journal(self) -> Journal:
@@ -319,15 +445,18 @@ class JournalledRun(RunJournal):
             agent=context.agent.name,
             prompt=prompt,
             history=dumps(history) if history else None,
+            definition=tree.definition if parent is None else None,
         )
         recorded = await tree.journal.open_run(opening)
         self._budget = context.budget
-        if recorded is not None and recorded.status in PENDING_STATUSES:
-            # Cut off mid-way: the time it ran before counts against its wall-time limit. A run that had
-            # ended is replayed to its recorded ending, within the limits it met the first time.
+        if recorded is not None and recorded.status in UNFINISHED_STATUSES:
+            # Cut off mid-way (or suspended): the time it ran before counts against its wall-time limit. A run
+            # that had ended is replayed to its recorded ending, within the limits it met the first time.
             context.budget.started_at -= recorded.elapsed_seconds
         if parent is None:
             tree.start_lease_renewal(self._elapsed)
+            if recorded is not None and tree.definition is not None:
+                await self._pin_definition(tree.definition)
         if recorded is None:
             return prompt, history
         self._recorded = recorded.entries
@@ -336,6 +465,18 @@ class JournalledRun(RunJournal):
         # decision record) that has moved on since.
         restored = None if recorded.history is None else decode(json.loads(recorded.history), list[Message])
         return recorded.prompt, restored
+
+    async def _pin_definition(self, definition: str) -> None:
+        # A run queued without one (submit_run) is pinned by its first opening; a changed one was allowed.
+        tree = self._tree
+        if tree.definition_changes or tree.journal.pinned_definition(tree.root_run_id) is None:
+            try:
+                await tree.journal.pin_definition(tree.root_run_id, definition, tree.definition_changes)
+            except BaseException:
+                await tree.stop_lease_renewal()
+                with contextlib.suppress(JournalError):
+                    await tree.journal.release_lease(tree.root_run_id)
+                raise
 
     def _elapsed(self) -> float:
         budget = self._budget
@@ -407,6 +548,62 @@ class JournalledRun(RunJournal):
             return tuple(uncertain)  # the root answers for its whole tree
         return tuple(call for call in uncertain if call.run_id == self.run_id)
 
+    async def ask_approval(self, turn: int, request: ApprovalRequest, approver: Approver | None) -> Approval:
+        """The decision on `request`: recorded in the journal, else the approver's; `Later` suspends the run.
+
+        A decision recorded (by a person, or by expiry) is used as it is. A call still waiting is put to this
+        process's approver, whose decision is recorded; if it too answers `Later`, the call goes on waiting.
+        """
+        journal, root = self.journal, self._tree.root_run_id
+        digest = approvals.arguments_digest(request.arguments)
+        approval_id = approvals.approval_id(
+            self.run_id, turn, request.tool_call_id, digest, uncertain=request.uncertain
+        )
+        record = journal.get_approval(root, approval_id)
+        if record is not None and record.expired():
+            await journal.expire_approvals()
+            record = journal.get_approval(root, approval_id)
+        if record is not None and record.approved is not None:
+            decided = f"{'approved' if record.approved else 'denied'} by {record.decided_by or 'a person'}"
+            return Approval(record.approved, record.reason or decided)
+        answer = await approvals.answer_of(approver, request)
+        if isinstance(answer, Approval):
+            if record is not None:
+                await journal.decide(
+                    root, approval_id, approved=answer.approved, reason=answer.reason, by=DECIDED_BY_APPROVER
+                )
+            return answer
+        if record is None:
+            now = time.time()
+            record = ApprovalRecord(
+                approval_id=approval_id,
+                root_run_id=root,
+                run_id=self.run_id,
+                turn=turn,
+                tool_call_id=request.tool_call_id,
+                agent=request.agent,
+                tool=request.tool,
+                arguments=request.arguments,
+                arguments_digest=digest,
+                uncertain=request.uncertain,
+                asked_at=now,
+                expires_at=None if answer.expires_in is None else now + answer.expires_in,
+            )
+            await journal.record_approval(record)
+        raise AwaitingDecision((record,))
+
+    def note_waiting(self, waiting: AwaitingDecision) -> None:
+        self._waiting.extend(waiting.approvals)
+
+    def raise_if_waiting(self) -> None:
+        if self._waiting:
+            waiting, self._waiting = tuple(self._waiting), []
+            raise AwaitingDecision(waiting)
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self._waiting)
+
     async def save_state(self, name: str, snapshot: Callable[[], str]) -> None:
         # Taken now, before any other change: snapshots are committed in the order they were taken.
         await self.journal.save_state(self._tree.root_run_id, name, snapshot())
@@ -414,13 +611,13 @@ class JournalledRun(RunJournal):
     def load_state(self, name: str) -> str | None:
         return self.journal.load_state(self._tree.root_run_id, name)
 
-    async def finish(self, status: JournalStatus) -> None:
+    async def finish(self, status: JournalStatus, replayed: Usage | None = None) -> None:
         tree = self._tree
         is_root = self.run_id == tree.root_run_id
         if is_root:
             await tree.stop_lease_renewal()
         try:
-            await tree.journal.finish_run(tree.root_run_id, self.run_id, status)
+            await tree.journal.finish_run(tree.root_run_id, self.run_id, status, replayed)
         except JournalError as exc:
             # The run has ended either way; a resume will find it "running" and replay it to the same end.
             log.warning("run %s ended %s, but the journal could not record it: %s", self.run_id, status, exc)

@@ -3,9 +3,9 @@
     journal = PostgresJournal("postgresql://retinue@db.internal/app")
     result = await agent.start("Book the trip", journal=journal, run_id="trip-42")
 
-It keeps the SQLite journal's tables (`runs`, `entries`, `states`), in the schema `retinue`, and its
-guarantees: each append returns once it is committed, entries are keyed by run, turn and slot, and payloads
-are exact. What many processes sharing it need besides:
+It keeps the SQLite journal's tables (`runs`, `entries`, `states`, `approvals`, `definitions`), in the
+schema `retinue`, and its guarantees: each append returns once it is committed, entries are keyed by run,
+turn and slot, and payloads are exact. What many processes sharing it need besides:
 
 - Leases are timed by the server's clock, so machines whose clocks differ agree on when one runs out. A
   lease is taken over only once it has expired: whether a holder on another machine (or in another
@@ -15,7 +15,7 @@ are exact. What many processes sharing it need besides:
   UPDATE) and a stale holder's write are ordered one after the other, so a write either lands before the
   new holder reads the run or is refused (`LeaseLostError`).
 - Workers claim pending runs with `FOR UPDATE SKIP LOCKED` (two never take the same one) and sleep on
-  `LISTEN retinue_journal` until a run is released or a lease is due to run out.
+  `LISTEN retinue_journal` until a run is released or decided, or a lease or an approval is due to run out.
 
 How durable a commit is follows the server's `synchronous_commit`; a worker being killed, the case the
 journal is for, loses nothing either way. Connections: one blocking connection for the few synchronous
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import threading
 import time
@@ -35,9 +36,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
+from ..approvals import ApprovalRecord
 from ..errors import JournalError, LeaseLostError, MissingDependencyError, RunLeasedError
 from ..store.liveness import current_process
-from .journal import PENDING_STATUSES, JournalRun, JournalStatus, RecordedRun, RunOpening
+from ..usage import Usage
+from .approval_records import approval_decision_problem, approval_from_row, expiry_reason
+from .journal import (
+    DECIDED_BY_EXPIRY,
+    PENDING_STATUSES,
+    DefinitionPin,
+    JournalRun,
+    JournalStatus,
+    RecordedRun,
+    RunOpening,
+    RunUsage,
+)
 
 try:
     import psycopg
@@ -48,9 +61,9 @@ except ImportError as exc:  # the extra is not installed
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: approvals, definitions, replayed usage (added in place to a version 1 schema)
 DEFAULT_LEASE_SECONDS = 30.0
-CHANNEL = "retinue_journal"  # NOTIFY'd with a run id whenever a root run's lease is released
+CHANNEL = "retinue_journal"  # NOTIFY'd with a run id whenever a root run's lease is released, or it is decided
 
 _NOW = "extract(epoch FROM clock_timestamp())::float8"  # the server's clock, in seconds since the epoch
 _PENDING = "(" + ", ".join(f"'{status}'" for status in PENDING_STATUSES) + ")"
@@ -76,8 +89,14 @@ CREATE TABLE IF NOT EXISTS retinue.runs (
     lease_epoch BIGINT NOT NULL DEFAULT 0,
     elapsed DOUBLE PRECISION NOT NULL DEFAULT 0
 );
+ALTER TABLE retinue.runs ADD COLUMN IF NOT EXISTS replayed_requests BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE retinue.runs ADD COLUMN IF NOT EXISTS replayed_input_tokens BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE retinue.runs ADD COLUMN IF NOT EXISTS replayed_output_tokens BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE retinue.runs ADD COLUMN IF NOT EXISTS replayed_cost_usd DOUBLE PRECISION DEFAULT 0;
 CREATE INDEX IF NOT EXISTS runs_by_parent ON retinue.runs (parent_run_id);
-CREATE INDEX IF NOT EXISTS pending_roots ON retinue.runs (created_at)
+CREATE INDEX IF NOT EXISTS runs_by_root ON retinue.runs (root_run_id);
+DROP INDEX IF EXISTS retinue.pending_roots;
+CREATE INDEX IF NOT EXISTS pending_root_runs ON retinue.runs (created_at)
     WHERE parent_run_id IS NULL AND status IN {_PENDING};
 CREATE TABLE IF NOT EXISTS retinue.entries (
     run_id TEXT NOT NULL,
@@ -94,6 +113,34 @@ CREATE TABLE IF NOT EXISTS retinue.states (
     body TEXT NOT NULL,
     at DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (root_run_id, name)
+);
+CREATE TABLE IF NOT EXISTS retinue.approvals (
+    root_run_id TEXT NOT NULL,
+    approval_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    turn INTEGER NOT NULL,
+    tool_call_id TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    arguments TEXT NOT NULL,
+    arguments_digest TEXT NOT NULL,
+    uncertain BOOLEAN NOT NULL,
+    asked_at DOUBLE PRECISION NOT NULL,
+    expires_at DOUBLE PRECISION,
+    approved BOOLEAN,
+    reason TEXT NOT NULL DEFAULT '',
+    decided_by TEXT,
+    decided_at DOUBLE PRECISION,
+    PRIMARY KEY (root_run_id, approval_id)
+);
+CREATE INDEX IF NOT EXISTS undecided_approvals ON retinue.approvals (expires_at) WHERE approved IS NULL;
+CREATE TABLE IF NOT EXISTS retinue.definitions (
+    root_run_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    changes TEXT NOT NULL,
+    at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (root_run_id, version)
 );
 """
 
@@ -116,12 +163,49 @@ _RENEW = (
     f"UPDATE retinue.runs SET lease_expires_at = {_NOW} + %s, elapsed = greatest(elapsed, %s) "
     "WHERE run_id = %s AND lease_owner = %s AND lease_epoch = %s"
 )
+_UNDECIDED = "SELECT 1 FROM retinue.approvals WHERE root_run_id = %s AND approved IS NULL"
+_REPLAYED = (
+    "replayed_requests = replayed_requests + %s, replayed_input_tokens = replayed_input_tokens + %s, "
+    "replayed_output_tokens = replayed_output_tokens + %s, replayed_cost_usd = replayed_cost_usd + %s"
+)
+# A root ending "waiting" with every approval decided meanwhile is "decided": it must not wait for nothing.
 _FINISH_ROOT = (
-    f"WITH done AS (UPDATE retinue.runs SET status = %s, updated_at = {_NOW}, lease_owner = NULL, "
-    "lease_expires_at = NULL WHERE run_id = %s AND lease_owner = %s AND lease_epoch = %s RETURNING run_id) "
+    "WITH done AS (UPDATE retinue.runs SET status = CASE WHEN %s = 'waiting' AND NOT EXISTS "
+    f"({_UNDECIDED}) THEN 'decided' ELSE %s END, updated_at = {_NOW}, lease_owner = NULL, lease_expires_at = NULL, "
+    f"{_REPLAYED} WHERE run_id = %s AND lease_owner = %s AND lease_epoch = %s RETURNING run_id) "
     f"SELECT pg_notify('{CHANNEL}', run_id) FROM done"
 )
-_FINISH_CHILD = f"UPDATE retinue.runs SET status = %s, updated_at = {_NOW} WHERE run_id = %s AND EXISTS ({_FENCE})"
+_FINISH_CHILD = (
+    f"UPDATE retinue.runs SET status = %s, updated_at = {_NOW}, {_REPLAYED} WHERE run_id = %s AND EXISTS ({_FENCE})"
+)
+_APPROVAL_COLUMNS = (
+    "approval_id, root_run_id, run_id, turn, tool_call_id, agent, tool, arguments, arguments_digest, uncertain, "
+    "asked_at, expires_at, approved, reason, decided_by, decided_at"
+)
+_RECORD_APPROVAL = (
+    f"INSERT INTO retinue.approvals ({_APPROVAL_COLUMNS}) SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+    f"NULL, '', NULL, NULL WHERE EXISTS ({_FENCE})"
+)
+# A root waiting for decisions is "decided" once none it waits for is undecided, and workers are woken.
+_MARK_DECIDED = (
+    f"WITH decided AS (UPDATE retinue.runs SET status = 'decided', updated_at = {_NOW} WHERE run_id = %s "
+    f"AND status = 'waiting' AND NOT EXISTS ({_UNDECIDED}) RETURNING run_id) "
+    f"SELECT pg_notify('{CHANNEL}', run_id) FROM decided"
+)
+_PIN_DEFINITION = (
+    "INSERT INTO retinue.definitions (root_run_id, version, body, changes, at) "
+    f"SELECT %s, coalesce(max(version) + 1, 0), %s, %s, {_NOW} FROM retinue.definitions WHERE root_run_id = %s "
+    f"AND EXISTS ({_FENCE})"
+)
+_PAID_USAGE = (
+    "SELECT coalesce(sum((body::jsonb #>> '{usage,requests}')::bigint), 0), "
+    "coalesce(sum((body::jsonb #>> '{usage,input_tokens}')::bigint), 0), "
+    "coalesce(sum((body::jsonb #>> '{usage,output_tokens}')::bigint), 0), "
+    "coalesce(sum((body::jsonb #>> '{usage,cost_usd}')::float8), 0), "
+    "count(*) - count(body::jsonb #>> '{usage,cost_usd}') "
+    "FROM retinue.entries WHERE slot LIKE 'model:%%' "
+    "AND run_id IN (SELECT run_id FROM retinue.runs WHERE root_run_id = %s)"
+)
 _RELEASE = (
     "WITH released AS (UPDATE retinue.runs SET lease_owner = NULL, lease_expires_at = NULL "
     "WHERE run_id = %s AND lease_owner = %s RETURNING run_id) "
@@ -136,9 +220,11 @@ _CLAIM = (
     "ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED"
     f") RETURNING {_RUN_COLUMNS}, lease_epoch"
 )
+# Leases on the server's clock; approvals' expiry on their askers' (seconds apart at most, against minutes).
 _NEXT_EXPIRY = (
-    f"SELECT min(lease_expires_at) - {_NOW} FROM retinue.runs "
-    f"WHERE parent_run_id IS NULL AND status IN {_PENDING} AND lease_owner IS NOT NULL"
+    f"SELECT least((SELECT min(lease_expires_at) - {_NOW} FROM retinue.runs "
+    f"WHERE parent_run_id IS NULL AND status IN {_PENDING} AND lease_owner IS NOT NULL), "
+    "(SELECT min(expires_at) - %s FROM retinue.approvals WHERE approved IS NULL))"
 )
 
 
@@ -225,6 +311,11 @@ class PostgresJournal:
                     (str(SCHEMA_VERSION),),
                 )
                 row = self._reader.execute("SELECT value FROM retinue.meta WHERE key = 'schema_version'").fetchone()
+                if row is not None and row[0] == "1":  # the schema above has added what version 1 lacked
+                    self._reader.execute(
+                        "UPDATE retinue.meta SET value = %s WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+                    )
+                    row = (str(SCHEMA_VERSION),)
         except psycopg.Error as exc:
             self._reader.close()
             raise JournalError(
@@ -368,6 +459,12 @@ class PostgresJournal:
         if await cursor.fetchone() is not None:
             if is_root:
                 self._epochs[opening.run_id] = 1
+            if opening.definition is not None:
+                await connection.execute(
+                    "INSERT INTO retinue.definitions (root_run_id, version, body, changes, at) "
+                    f"VALUES (%s, 0, %s, '[]', {_NOW})",
+                    (opening.run_id, opening.definition),
+                )
             return None
         cursor = await connection.execute(
             f"SELECT prompt, history, status, lease_owner, lease_expires_at, elapsed, {_NOW} "
@@ -451,15 +548,19 @@ class PostgresJournal:
 
         await self._write(write)
 
-    async def finish_run(self, root_run_id: str, run_id: str, status: JournalStatus) -> None:
+    async def finish_run(
+        self, root_run_id: str, run_id: str, status: JournalStatus, replayed: Usage | None = None
+    ) -> None:
         is_root = run_id == root_run_id
+        replayed = replayed or Usage()
+        counts = (replayed.requests, replayed.input_tokens, replayed.output_tokens, replayed.cost_usd)
 
         async def write(connection: psycopg.AsyncConnection[Any]) -> None:
             fence = self._fence_parameters(root_run_id)
             if is_root:
-                cursor = await connection.execute(_FINISH_ROOT, (status, *fence))
+                cursor = await connection.execute(_FINISH_ROOT, (status, root_run_id, status, *counts, *fence))
             else:
-                cursor = await connection.execute(_FINISH_CHILD, (status, run_id, *fence))
+                cursor = await connection.execute(_FINISH_CHILD, (status, *counts, run_id, *fence))
             if cursor.rowcount == 0:
                 await self._lease_lost(connection, root_run_id)
 
@@ -517,7 +618,7 @@ class PostgresJournal:
             return  # listening from now on: whatever was released before, a claim made next will find
         listener = state.listener
         try:
-            cursor = await listener.execute(_NEXT_EXPIRY)
+            cursor = await listener.execute(_NEXT_EXPIRY, (time.time(),))
             row = await cursor.fetchone()
             next_expiry = None if row is None or row[0] is None else float(row[0])
             wait = max_seconds if next_expiry is None else min(max_seconds, max(0.0, next_expiry) + 0.01)
@@ -537,7 +638,169 @@ class PostgresJournal:
 
         await self._write(write)
 
+    # -- approvals and definitions ---------------------------------------------------------------
+
+    async def record_approval(self, record: ApprovalRecord) -> None:
+        async def write(connection: psycopg.AsyncConnection[Any]) -> None:
+            parameters = (
+                record.approval_id,
+                record.root_run_id,
+                record.run_id,
+                record.turn,
+                record.tool_call_id,
+                record.agent,
+                record.tool,
+                json.dumps(record.arguments, ensure_ascii=False),
+                record.arguments_digest,
+                record.uncertain,
+                record.asked_at,
+                record.expires_at,
+                *self._fence_parameters(record.root_run_id),
+            )
+            cursor = await connection.execute(_RECORD_APPROVAL, parameters)
+            if cursor.rowcount == 0:
+                await self._lease_lost(connection, record.root_run_id)
+
+        await self._write(write)
+
+    async def decide(
+        self,
+        root_run_id: str,
+        approval_id: str,
+        *,
+        approved: bool,
+        reason: str = "",
+        by: str | None = None,
+        arguments_digest: str | None = None,
+    ) -> ApprovalRecord:
+        await self.expire_approvals()  # an approval past its expiry is denied, not decided now
+
+        async def transaction(connection: psycopg.AsyncConnection[Any]) -> ApprovalRecord:
+            async with connection.transaction():
+                cursor = await connection.execute(
+                    f"SELECT {_APPROVAL_COLUMNS} FROM retinue.approvals WHERE root_run_id = %s AND approval_id = %s "
+                    "FOR UPDATE",
+                    (root_run_id, approval_id),
+                )
+                row = await cursor.fetchone()
+                record = None if row is None else approval_from_row(row)
+                problem = approval_decision_problem(root_run_id, approval_id, record, approved, arguments_digest)
+                if problem is not None:
+                    raise JournalError(problem)
+                assert record is not None
+                if record.decided:
+                    return record  # the same decision again: nothing to change
+                now = time.time()
+                await connection.execute(
+                    "UPDATE retinue.approvals SET approved = %s, reason = %s, decided_by = %s, decided_at = %s "
+                    "WHERE root_run_id = %s AND approval_id = %s",
+                    (approved, reason, by, now, root_run_id, approval_id),
+                )
+                await connection.execute(_MARK_DECIDED, (root_run_id, root_run_id))
+                return dataclasses.replace(record, approved=approved, reason=reason, decided_by=by, decided_at=now)
+
+        return await self._write(transaction)
+
+    async def expire_approvals(self) -> list[ApprovalRecord]:
+        async def transaction(connection: psycopg.AsyncConnection[Any]) -> list[ApprovalRecord]:
+            async with connection.transaction():
+                now = time.time()
+                cursor = await connection.execute(
+                    f"SELECT {_APPROVAL_COLUMNS} FROM retinue.approvals WHERE approved IS NULL AND expires_at <= %s "
+                    "FOR UPDATE SKIP LOCKED",
+                    (now,),
+                )
+                expired = [approval_from_row(row) for row in await cursor.fetchall()]
+                decided = []
+                for record in expired:
+                    reason = expiry_reason(record)
+                    await connection.execute(
+                        "UPDATE retinue.approvals SET approved = false, reason = %s, decided_by = %s, "
+                        "decided_at = %s WHERE root_run_id = %s AND approval_id = %s",
+                        (reason, DECIDED_BY_EXPIRY, now, record.root_run_id, record.approval_id),
+                    )
+                    decided.append(
+                        dataclasses.replace(
+                            record, approved=False, reason=reason, decided_by=DECIDED_BY_EXPIRY, decided_at=now
+                        )
+                    )
+                for root in {record.root_run_id for record in expired}:
+                    await connection.execute(_MARK_DECIDED, (root, root))
+                return decided
+
+        # Without a transaction when there is nothing to expire: a worker asks before every claim.
+        due = self._read(
+            "SELECT 1 FROM retinue.approvals WHERE approved IS NULL AND expires_at <= %s LIMIT 1", (time.time(),)
+        )
+        if not due:
+            return []
+        return await self._write(transaction)
+
+    async def pin_definition(self, root_run_id: str, definition: str, changes: tuple[str, ...]) -> None:
+        async def write(connection: psycopg.AsyncConnection[Any]) -> None:
+            body = json.dumps(list(changes), ensure_ascii=False)
+            parameters = (root_run_id, definition, body, root_run_id, *self._fence_parameters(root_run_id))
+            cursor = await connection.execute(_PIN_DEFINITION, parameters)
+            if cursor.rowcount == 0:
+                await self._lease_lost(connection, root_run_id)
+
+        await self._write(write)
+
     # -- reads ---------------------------------------------------------------------------------
+
+    def list_runs(self, limit: int | None = None) -> list[JournalRun]:
+        rows = self._read(
+            f"SELECT {_RUN_COLUMNS} FROM retinue.runs WHERE parent_run_id IS NULL ORDER BY created_at DESC LIMIT %s",
+            (limit,),
+        )
+        return [JournalRun(*row) for row in rows]
+
+    def lease_is_live(self, run: JournalRun) -> bool:
+        # By the server's clock, as leases are taken; whether a holder elsewhere lives, only its heartbeat says.
+        if run.lease_owner is None or run.lease_expires_at is None:
+            return False
+        rows = self._read(f"SELECT %s > {_NOW}", (run.lease_expires_at,))
+        return bool(rows[0][0])
+
+    def run_usage(self, root_run_id: str) -> RunUsage:
+        requests, input_tokens, output_tokens, cost, unpriced = self._read(_PAID_USAGE, (root_run_id,))[0]
+        paid = Usage(
+            int(input_tokens), int(output_tokens), requests=int(requests), cost_usd=None if unpriced else float(cost)
+        )
+        rows = self._read(
+            "SELECT replayed_requests, replayed_input_tokens, replayed_output_tokens, replayed_cost_usd "
+            "FROM retinue.runs WHERE run_id = %s",
+            (root_run_id,),
+        )
+        if not rows:
+            return RunUsage(paid, Usage())
+        requests, input_tokens, output_tokens, cost = rows[0]
+        replayed = Usage(int(input_tokens), int(output_tokens), requests=int(requests), cost_usd=cost)
+        return RunUsage(paid, replayed)
+
+    def get_approval(self, root_run_id: str, approval_id: str) -> ApprovalRecord | None:
+        rows = self._read(
+            f"SELECT {_APPROVAL_COLUMNS} FROM retinue.approvals WHERE root_run_id = %s AND approval_id = %s",
+            (root_run_id, approval_id),
+        )
+        return approval_from_row(rows[0]) if rows else None
+
+    def approvals(self, root_run_id: str) -> list[ApprovalRecord]:
+        rows = self._read(
+            f"SELECT {_APPROVAL_COLUMNS} FROM retinue.approvals WHERE root_run_id = %s ORDER BY asked_at, approval_id",
+            (root_run_id,),
+        )
+        return [approval_from_row(row) for row in rows]
+
+    def pinned_definition(self, root_run_id: str) -> DefinitionPin | None:
+        pins = self.definition_pins(root_run_id)
+        return pins[-1] if pins else None
+
+    def definition_pins(self, root_run_id: str) -> list[DefinitionPin]:
+        rows = self._read(
+            "SELECT body, changes, at FROM retinue.definitions WHERE root_run_id = %s ORDER BY version", (root_run_id,)
+        )
+        return [DefinitionPin(body, tuple(json.loads(changes)), float(at)) for body, changes, at in rows]
 
     def load_state(self, root_run_id: str, name: str) -> str | None:
         rows = self._read("SELECT body FROM retinue.states WHERE root_run_id = %s AND name = %s", (root_run_id, name))

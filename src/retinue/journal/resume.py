@@ -90,7 +90,7 @@ async def resume_pending(
     agents: Agent[Any] | Iterable[Agent[Any]] | Mapping[str, Agent[Any]],
     **run_options: Any,
 ) -> dict[str, RunResult[Any]]:
-    """Resume, concurrently, every run of `journal` that ended without an ending of its own (killed, cancelled).
+    """Resume, concurrently, every run of `journal` to go on with: killed, cancelled, or decided after a wait.
 
     Each run is resumed with the agent of its name among `agents`; `run_options` (deps, approver, on_event,
     limits) go to every `resume`. Runs of agents not given, and runs another process holds, are left alone
@@ -98,6 +98,7 @@ async def resume_pending(
     """
     by_name = agents_by_name(agents)
     with open_journal(journal) as opened:
+        await opened.expire_approvals()  # an approval past its expiry is a denial: its run may go on
         pending = [run for run in opened.pending_runs() if _known(run, by_name)]
 
         async def resume(run: JournalRun) -> RunResult[Any] | None:

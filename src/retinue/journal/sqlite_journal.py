@@ -10,9 +10,10 @@ finds the file locked by another process, or any write with `synchronous="full"`
 to a writer thread, which commits every write queued meanwhile in one transaction and then settles their
 futures. Writes keep their order: while the writer thread has a backlog, later writes join it.
 
-Tables: `runs` (one row per run of every tree: its place in the tree, prompt, status, and for a root the
-lease), `entries` (what each run recorded, keyed by run id, turn and slot), `states` (named state shared by
-a tree, such as the decision record; the latest value only).
+Tables: `runs` (one row per run of every tree: its place in the tree, prompt, status, what resumes replayed,
+and for a root the lease), `entries` (what each run recorded, keyed by run id, turn and slot), `states`
+(named state shared by a tree, such as the decision record; the latest value only), `approvals` (the calls
+a tree waited for a person about, and the decisions), `definitions` (the definitions a root was pinned to).
 
 Workers (`retinue worker`) find pending runs by polling the file: SQLite has no way to wake another process.
 """
@@ -36,13 +37,25 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from ..approvals import ApprovalRecord
 from ..errors import JournalError, LeaseLostError, RunLeasedError
 from ..store.liveness import ProcessIdentity, current_process, owner_is_gone
-from .journal import PENDING_STATUSES, JournalRun, JournalStatus, RecordedRun, RunOpening
+from ..usage import Usage
+from .approval_records import approval_decision_problem, approval_from_row, expiry_reason
+from .journal import (
+    DECIDED_BY_EXPIRY,
+    PENDING_STATUSES,
+    DefinitionPin,
+    JournalRun,
+    JournalStatus,
+    RecordedRun,
+    RunOpening,
+    RunUsage,
+)
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2  # 2: the elapsed time of entries and of a root's heartbeat (wall-time limits)
+SCHEMA_VERSION = 3  # 2: the elapsed time of entries and of a root's heartbeat; 3: approvals, definitions, replays
 DEFAULT_LEASE_SECONDS = 30.0
 POLL_SECONDS = 0.5  # how often a waiting worker looks for pending runs
 
@@ -62,9 +75,14 @@ CREATE TABLE IF NOT EXISTS runs (
     updated_at REAL NOT NULL,
     lease_owner TEXT,
     lease_expires_at REAL,
-    elapsed REAL NOT NULL DEFAULT 0
+    elapsed REAL NOT NULL DEFAULT 0,
+    replayed_requests INTEGER NOT NULL DEFAULT 0,
+    replayed_input_tokens INTEGER NOT NULL DEFAULT 0,
+    replayed_output_tokens INTEGER NOT NULL DEFAULT 0,
+    replayed_cost_usd REAL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS runs_by_parent ON runs (parent_run_id);
+CREATE INDEX IF NOT EXISTS runs_by_root ON runs (root_run_id);
 CREATE TABLE IF NOT EXISTS entries (
     run_id TEXT NOT NULL,
     turn INTEGER NOT NULL,
@@ -81,13 +99,59 @@ CREATE TABLE IF NOT EXISTS states (
     at REAL NOT NULL,
     PRIMARY KEY (root_run_id, name)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS approvals (
+    root_run_id TEXT NOT NULL,
+    approval_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    turn INTEGER NOT NULL,
+    tool_call_id TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    arguments TEXT NOT NULL,
+    arguments_digest TEXT NOT NULL,
+    uncertain INTEGER NOT NULL,
+    asked_at REAL NOT NULL,
+    expires_at REAL,
+    approved INTEGER,
+    reason TEXT NOT NULL DEFAULT '',
+    decided_by TEXT,
+    decided_at REAL,
+    PRIMARY KEY (root_run_id, approval_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS undecided_approvals ON approvals (expires_at) WHERE approved IS NULL;
+CREATE TABLE IF NOT EXISTS definitions (
+    root_run_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    changes TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (root_run_id, version)
+) WITHOUT ROWID;
 """
 
-# What version 1 lacked; the columns' defaults (no time carried over) are right for runs it recorded.
-_UPGRADE_FROM_1 = """
+# What each version lacked, to bring it to the next; the columns' defaults (no time carried over, nothing
+# replayed) are right for the runs it recorded. New tables are created by the schema itself.
+_UPGRADES = {
+    1: """
 ALTER TABLE runs ADD COLUMN elapsed REAL NOT NULL DEFAULT 0;
 ALTER TABLE entries ADD COLUMN elapsed REAL NOT NULL DEFAULT 0;
-"""
+""",
+    2: """
+ALTER TABLE runs ADD COLUMN replayed_requests INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN replayed_input_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN replayed_output_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN replayed_cost_usd REAL DEFAULT 0;
+""",
+}
+_APPROVAL_COLUMNS = (
+    "approval_id, root_run_id, run_id, turn, tool_call_id, agent, tool, arguments, arguments_digest, uncertain, "
+    "asked_at, expires_at, approved, reason, decided_by, decided_at"
+)
+# A root waiting for decisions is "decided" once none it waits for is undecided: for resumes and workers.
+_MARK_DECIDED = (
+    "UPDATE runs SET status = 'decided', updated_at = ? WHERE run_id = ? AND status = 'waiting' "
+    "AND NOT EXISTS (SELECT 1 FROM approvals WHERE root_run_id = ? AND approved IS NULL)"
+)
 
 _CHECKPOINT_EVERY = 500  # inline commits between checkpoints: the log stays a few megabytes at most
 
@@ -196,11 +260,12 @@ class SQLiteJournal:
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
             version = int(connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
-            if version == 1:
-                for statement in _statements(_UPGRADE_FROM_1):
-                    connection.execute(statement)
-                connection.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
-                version = SCHEMA_VERSION
+            if version in _UPGRADES:
+                while version in _UPGRADES:
+                    for statement in _statements(_UPGRADES[version]):
+                        connection.execute(statement)
+                    version += 1
+                connection.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
             connection.execute("COMMIT")
         except (sqlite3.DatabaseError, ValueError) as exc:
             if connection.in_transaction:
@@ -405,6 +470,11 @@ class SQLiteJournal:
                         *lease,
                     ),
                 )
+                if opening.definition is not None:
+                    connection.execute(
+                        "INSERT INTO definitions(root_run_id, version, body, changes, at) VALUES (?, 0, ?, '[]', ?)",
+                        (opening.run_id, opening.definition, now),
+                    )
             else:
                 connection.execute(
                     "UPDATE runs SET status = 'running', updated_at = ?, lease_owner = ?, lease_expires_at = ? "
@@ -476,14 +546,33 @@ class SQLiteJournal:
                 ) from exc
             raise
 
-    async def finish_run(self, root_run_id: str, run_id: str, status: JournalStatus) -> None:
+    async def finish_run(
+        self, root_run_id: str, run_id: str, status: JournalStatus, replayed: Usage | None = None
+    ) -> None:
         is_root = run_id == root_run_id
+        replayed = replayed or Usage()
 
         def write(connection: sqlite3.Connection) -> None:
             self._fence(connection, root_run_id)
             release = ", lease_owner = NULL, lease_expires_at = NULL" if is_root else ""
             connection.execute(
-                f"UPDATE runs SET status = ?, updated_at = ?{release} WHERE run_id = ?", (status, time.time(), run_id)
+                "UPDATE runs SET status = CASE WHEN ? = 'waiting' AND parent_run_id IS NULL AND NOT EXISTS "
+                "(SELECT 1 FROM approvals WHERE root_run_id = ? AND approved IS NULL) THEN 'decided' ELSE ? END, "
+                "updated_at = ?, replayed_requests = replayed_requests + ?, "
+                "replayed_input_tokens = replayed_input_tokens + ?, "
+                "replayed_output_tokens = replayed_output_tokens + ?, "
+                f"replayed_cost_usd = replayed_cost_usd + ?{release} WHERE run_id = ?",
+                (
+                    status,
+                    root_run_id,
+                    status,
+                    time.time(),
+                    replayed.requests,
+                    replayed.input_tokens,
+                    replayed.output_tokens,
+                    replayed.cost_usd,
+                    run_id,
+                ),
             )
 
         try:
@@ -564,6 +653,107 @@ class SQLiteJournal:
 
         await self._write(write)
 
+    # -- approvals and definitions ---------------------------------------------------------------
+
+    async def record_approval(self, record: ApprovalRecord) -> None:
+        def write(connection: sqlite3.Connection) -> None:
+            self._fence(connection, record.root_run_id)
+            connection.execute(
+                f"INSERT INTO approvals({_APPROVAL_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, '', NULL, NULL)",
+                (
+                    record.approval_id,
+                    record.root_run_id,
+                    record.run_id,
+                    record.turn,
+                    record.tool_call_id,
+                    record.agent,
+                    record.tool,
+                    json.dumps(record.arguments, ensure_ascii=False),
+                    record.arguments_digest,
+                    int(record.uncertain),
+                    record.asked_at,
+                    record.expires_at,
+                ),
+            )
+
+        await self._write(write)
+
+    async def decide(
+        self,
+        root_run_id: str,
+        approval_id: str,
+        *,
+        approved: bool,
+        reason: str = "",
+        by: str | None = None,
+        arguments_digest: str | None = None,
+    ) -> ApprovalRecord:
+        await self.expire_approvals()  # an approval past its expiry is denied, not decided now
+
+        def write(connection: sqlite3.Connection) -> ApprovalRecord:
+            row = connection.execute(
+                f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE root_run_id = ? AND approval_id = ?",
+                (root_run_id, approval_id),
+            ).fetchone()
+            record = None if row is None else approval_from_row(row)
+            problem = approval_decision_problem(root_run_id, approval_id, record, approved, arguments_digest)
+            if problem is not None:
+                raise JournalError(problem)
+            assert record is not None
+            if record.decided:
+                return record  # the same decision again: nothing to change
+            now = time.time()
+            connection.execute(
+                "UPDATE approvals SET approved = ?, reason = ?, decided_by = ?, decided_at = ? "
+                "WHERE root_run_id = ? AND approval_id = ?",
+                (int(approved), reason, by, now, root_run_id, approval_id),
+            )
+            connection.execute(_MARK_DECIDED, (now, root_run_id, root_run_id))
+            return replace(record, approved=approved, reason=reason, decided_by=by, decided_at=now)
+
+        return await self._write(write)
+
+    async def expire_approvals(self) -> list[ApprovalRecord]:
+        def write(connection: sqlite3.Connection) -> list[ApprovalRecord]:
+            now = time.time()
+            expired = [
+                approval_from_row(row)
+                for row in connection.execute(
+                    f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE approved IS NULL AND expires_at <= ?", (now,)
+                )
+            ]
+            decided = []
+            for record in expired:
+                reason = expiry_reason(record)
+                connection.execute(
+                    "UPDATE approvals SET approved = 0, reason = ?, decided_by = ?, decided_at = ? "
+                    "WHERE root_run_id = ? AND approval_id = ?",
+                    (reason, DECIDED_BY_EXPIRY, now, record.root_run_id, record.approval_id),
+                )
+                decided.append(
+                    replace(record, approved=False, reason=reason, decided_by=DECIDED_BY_EXPIRY, decided_at=now)
+                )
+            for root in {record.root_run_id for record in expired}:
+                connection.execute(_MARK_DECIDED, (now, root, root))
+            return decided
+
+        # Without a transaction when there is nothing to expire: a worker asks before every claim.
+        if not self._read("SELECT 1 FROM approvals WHERE approved IS NULL AND expires_at <= ? LIMIT 1", (time.time(),)):
+            return []
+        return await self._write(write)
+
+    async def pin_definition(self, root_run_id: str, definition: str, changes: tuple[str, ...]) -> None:
+        def write(connection: sqlite3.Connection) -> None:
+            self._fence(connection, root_run_id)
+            connection.execute(
+                "INSERT INTO definitions(root_run_id, version, body, changes, at) SELECT ?, "
+                "coalesce(max(version) + 1, 0), ?, ?, ? FROM definitions WHERE root_run_id = ?",
+                (root_run_id, definition, json.dumps(list(changes), ensure_ascii=False), time.time(), root_run_id),
+            )
+
+        await self._write(write)
+
     # -- reads ---------------------------------------------------------------------------------
 
     def _read(self, sql: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
@@ -588,6 +778,65 @@ class SQLiteJournal:
             PENDING_STATUSES,
         )
         return [JournalRun(*row) for row in rows]
+
+    def list_runs(self, limit: int | None = None) -> list[JournalRun]:
+        rows = self._read(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE parent_run_id IS NULL ORDER BY created_at DESC LIMIT ?",
+            (-1 if limit is None else limit,),
+        )
+        return [JournalRun(*row) for row in rows]
+
+    def lease_is_live(self, run: JournalRun) -> bool:
+        now = time.time()
+        return not self._lease_is_free(run, now)
+
+    def run_usage(self, root_run_id: str) -> RunUsage:
+        paid = self._read(
+            "SELECT coalesce(sum(json_extract(body, '$.usage.requests')), 0), "
+            "coalesce(sum(json_extract(body, '$.usage.input_tokens')), 0), "
+            "coalesce(sum(json_extract(body, '$.usage.output_tokens')), 0), "
+            "coalesce(sum(json_extract(body, '$.usage.cost_usd')), 0), "
+            "count(*) - count(json_extract(body, '$.usage.cost_usd')) "
+            "FROM entries WHERE slot LIKE 'model:%' AND run_id IN (SELECT run_id FROM runs WHERE root_run_id = ?)",
+            (root_run_id,),
+        )
+        replayed = self._read(
+            "SELECT replayed_requests, replayed_input_tokens, replayed_output_tokens, replayed_cost_usd "
+            "FROM runs WHERE run_id = ?",
+            (root_run_id,),
+        )
+        requests, input_tokens, output_tokens, cost, unpriced = paid[0]
+        paid_usage = Usage(
+            int(input_tokens), int(output_tokens), requests=int(requests), cost_usd=None if unpriced else float(cost)
+        )
+        if not replayed:
+            return RunUsage(paid_usage, Usage())
+        requests, input_tokens, output_tokens, cost = replayed[0]
+        return RunUsage(paid_usage, Usage(input_tokens, output_tokens, requests=requests, cost_usd=cost))
+
+    def get_approval(self, root_run_id: str, approval_id: str) -> ApprovalRecord | None:
+        rows = self._read(
+            f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE root_run_id = ? AND approval_id = ?",
+            (root_run_id, approval_id),
+        )
+        return approval_from_row(rows[0]) if rows else None
+
+    def approvals(self, root_run_id: str) -> list[ApprovalRecord]:
+        rows = self._read(
+            f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE root_run_id = ? ORDER BY asked_at, approval_id",
+            (root_run_id,),
+        )
+        return [approval_from_row(row) for row in rows]
+
+    def pinned_definition(self, root_run_id: str) -> DefinitionPin | None:
+        pins = self.definition_pins(root_run_id)
+        return pins[-1] if pins else None
+
+    def definition_pins(self, root_run_id: str) -> list[DefinitionPin]:
+        rows = self._read(
+            "SELECT body, changes, at FROM definitions WHERE root_run_id = ? ORDER BY version", (root_run_id,)
+        )
+        return [DefinitionPin(body, tuple(json.loads(changes)), at) for body, changes, at in rows]
 
     def entry_count(self, run_id: str | None = None, *, slot_prefix: str = "") -> int:
         """How many entries the journal holds (of one run, of one kind): for tests and benchmarks."""

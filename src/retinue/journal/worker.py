@@ -4,9 +4,11 @@
 
 Any number of workers, in any number of processes and machines, may serve one journal: each run is taken
 by one of them at a time (`Journal.claim_pending` leases it), and a run whose worker died is taken over by
-another once that worker's lease has expired. Pending runs are those killed or cancelled mid-way and those
-queued with `submit_run`. Cancelling `work` stops the worker: the runs it was running are cancelled, which
-leaves them pending and released, for another worker to go on with.
+another once that worker's lease has expired. Pending runs are those killed or cancelled mid-way, those
+queued with `submit_run`, and those that waited for decisions now recorded (or expired). A run that comes to
+wait for a decision ends here "waiting"; a worker takes it again once it is decided. Cancelling `work` stops
+the worker: the runs it was running are cancelled, which leaves them pending and released, for another
+worker to go on with.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class _Worker:
             await self._stop_running()
 
     async def _claim(self) -> JournalRun | None:
+        await self.journal.expire_approvals()  # a run whose approvals have all expired may go on, denied
         return await self.journal.claim_pending(self.agents, exclude={*self.failed, *self.running.values()})
 
     def _pending_left(self) -> bool:
