@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeAlias, get_args
 
@@ -28,6 +28,9 @@ from .tools import Tool, ToolFunction, as_tool
 if TYPE_CHECKING:
     from .journal import Journal
     from .journal.journal import JournalledRun, RunJournal
+
+AnswerCheck: TypeAlias = Callable[[RunContext, str], str | None]
+"""A check of a final text answer: the problem to send back to the model, or None (see `Agent`)."""
 
 ToolScheduling: TypeAlias = Literal["concurrent", "sequential"]
 """How the tool calls of one model turn run: all at once, or each after the one before (see `Agent`)."""
@@ -63,6 +66,10 @@ class Agent(Generic[OutputT]):
         note_repeated_failures: When a tool call fails again with the same arguments, add a note to its error
             saying so and suggesting another approach (small models repeat failing calls). False leaves tool
             errors exactly as the tools wrote them.
+        answer_checks: Functions of the run's context and a final text answer that return a problem for the
+            model to fix, or None to accept it. An answer with a problem is sent back (`output_retries` times
+            at most; after that it stands). For what a validator cannot see: an answer that says "I will
+            ask the hotels specialist" instead of asking.
     """
 
     name: str
@@ -81,6 +88,7 @@ class Agent(Generic[OutputT]):
     tool_scheduling: ToolScheduling = "concurrent"
     strict_tool_arguments: bool = False
     note_repeated_failures: bool = True
+    answer_checks: Sequence[AnswerCheck] = ()
     _run_tools: tuple[Tool, ...] = field(init=False, repr=False)
     _model: Model | None = field(init=False, repr=False, default=None)
     _tool_offers: dict[bool, ToolOffer] = field(init=False, repr=False, default_factory=dict)  # by attended

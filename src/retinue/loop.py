@@ -39,7 +39,15 @@ from .events import (
     ToolCallStarted,
 )
 from .limits import Budget, LimitReached
-from .messages import AssistantMessage, Message, ToolCall, ToolResult, ToolResultsMessage, UserMessage
+from .messages import (
+    ANSWER_SENT_BACK_MARK,
+    AssistantMessage,
+    Message,
+    ToolCall,
+    ToolResult,
+    ToolResultsMessage,
+    UserMessage,
+)
 from .model_calls import build_request, send_request
 from .models.base import Model, TextSink, model_spec
 from .output import OUTPUT_TOOL_NAME, FinalOutput, parse_text_output
@@ -93,8 +101,11 @@ async def run_loop(
                     case Answered(output):
                         ending = Completed(output)
                         break
-                    case RetryAnswer(problem):
+                    case RetryAnswer(problem, settle_for):
                         retries_left -= 1
+                        if retries_left < 0 and settle_for is not None:
+                            ending = Completed(settle_for.output)
+                            break
                         if retries_left < 0:
                             raise OutputValidationError(problem)
             else:  # a limit came before an answer
@@ -128,9 +139,14 @@ class Answered(Generic[OutputT]):
 
 @dataclass(frozen=True, slots=True)
 class RetryAnswer:
-    """The model's final answer was not valid; `problem` says why, and the model has been told."""
+    """The model's final answer was not valid; `problem` says why, and the model has been told.
+
+    `settle_for` is the answer to keep when no retries are left, if it may stand (an answer check's problem);
+    without one, running out of retries fails the run.
+    """
 
     problem: str
+    settle_for: Answered[Any] | None = None
 
 
 TurnOutcome: TypeAlias = RunAgain | Answered[OutputT] | RetryAnswer
@@ -230,10 +246,18 @@ async def take_turn(
     calls = message.tool_calls
     if not calls:
         output = parse_text_output(agent.output_type, message.text)
-        if output.valid:
+        if not output.valid:
+            context.messages.append(UserMessage(output.problem))
+            return RetryAnswer(output.problem)
+        problem = next(filter(None, (check(context, message.text) for check in agent.answer_checks)), None)
+        if problem is None:
             return Answered(output.value)
-        context.messages.append(UserMessage(output.problem))
-        return RetryAnswer(output.problem)
+        # The answer leaves the conversation (the trace keeps it): a small model shown its own answer copies
+        # it word for word once it has done what was missing.
+        if context.messages and context.messages[-1] is message:
+            context.messages.pop()
+        context.messages.append(UserMessage(f"{ANSWER_SENT_BACK_MARK} {problem}"))
+        return RetryAnswer(problem, settle_for=Answered(output.value))
     output_call = next((call for call in calls if call.name == OUTPUT_TOOL_NAME), None)
     if output_call is not None and agent.output_type is not None:
         output = FinalOutput.from_arguments(agent.output_type, output_call.arguments, output_call.invalid_arguments)

@@ -49,6 +49,15 @@ class UserMessage:
     role: Literal["user"] = "user"
 
 
+ANSWER_SENT_BACK_MARK = "[Answer sent back]"
+"""Opens the user message that sends a final answer back to the model (an answer check's problem)."""
+
+
+def is_answer_sent_back(message: Message) -> bool:
+    """Whether `message` is the loop sending an answer back, not a message from the user."""
+    return isinstance(message, UserMessage) and message.content.startswith(ANSWER_SENT_BACK_MARK)
+
+
 @dataclass(slots=True)
 class AssistantMessage:
     text: str = ""

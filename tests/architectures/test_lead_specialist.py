@@ -102,6 +102,30 @@ async def test_the_reminder_can_name_only_the_specialists_every_request_needs() 
         lead_agent("lead", specialists=team, remind_unasked=["cars"])
 
 
+async def test_an_answer_that_announces_asking_a_specialist_is_sent_back_to_be_done() -> None:
+    # Qwen2.5-Coder-1.5B, as the travel lead, ended its run with "I will ask the hotels specialist ...".
+    hotels_model = ScriptedModel(["The Pierre, $410 a night."])
+    team = [Agent(name="flights", model=ScriptedModel(["NS120, $410."])), Agent(name="hotels", model=hotels_model)]
+    lead_model = ScriptedModel(
+        [
+            call("ask_flights", question="SFO to JFK on 2026-12-12?"),
+            "I will ask the hotels specialist for the best hotel for 3 nights.",
+            call("ask_hotels", question="3 nights in New York from 2026-12-12?"),
+            "NS120 ($410) and The Pierre ($410 a night).",
+        ]
+    )
+    lead = lead_agent("lead", specialists=team, model=lead_model, share_decisions=False)
+
+    result = await lead.run("Plan a 3-day trip from SFO to New York leaving 2026-12-12.")
+
+    assert result.output == "NS120 ($410) and The Pierre ($410 a night)."
+    assert last_user_text(lead_model.requests[2]).endswith(
+        "you did not call ask_hotels. Call ask_hotels now, or answer without it."
+    )
+    # The hotels specialist still reads the user's request, not the note that sent the answer back.
+    assert "in the user's words:\nPlan a 3-day trip from SFO" in last_user_text(hotels_model.requests[0])
+
+
 async def test_a_specialist_is_described_to_the_lead_by_its_domain() -> None:
     lead = lead_agent("lead", specialists=[flights], model=ScriptedModel(["ok"]))
     schema = next(t.schema for t in lead.tools if t.name == "ask_flights")

@@ -179,3 +179,22 @@ async def test_one_agent_serves_fifty_concurrent_runs_without_mixing_them() -> N
         assert result.messages[0] == UserMessage(prompt)
         assert len(result.messages) == 4
         assert [m.content for m in result.messages if isinstance(m, UserMessage)] == [prompt]
+
+
+async def test_an_answer_check_sends_an_answer_back_once_and_then_lets_it_stand() -> None:
+    def names_a_price(context: RunContext, answer: str) -> str | None:
+        return None if "$" in answer else "Give the price in dollars."
+
+    model = ScriptedModel(["It is cheap.", "It costs $12.", "unused"])
+    result = await Agent("a", model=model, answer_checks=[names_a_price]).run("How much?")
+    assert result.output == "It costs $12."
+    # The answer sent back leaves the conversation: the model reads only why.
+    assert model.requests[1].messages == [
+        UserMessage("How much?"),
+        UserMessage("[Answer sent back] Give the price in dollars."),
+    ]
+
+    stubborn = ScriptedModel(["Cheap.", "Very cheap.", "Really cheap."])
+    result = await Agent("a", model=stubborn, answer_checks=[names_a_price], output_retries=2).run("How much?")
+    assert result.completed and result.output == "Really cheap."  # retries spent: the answer stands
+    assert len(stubborn.requests) == 3

@@ -17,14 +17,14 @@ adds guesses, and a specialist that only sees the paraphrase searches for them.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import pydantic
 
 from ..agent import Agent
 from ..errors import ConfigurationError, ToolError
-from ..messages import AssistantMessage, ToolCall, UserMessage
+from ..messages import AssistantMessage, ToolCall, UserMessage, is_answer_sent_back
 from ..run_context import RunContext
 from ..tools import Tool, ToolFunction
 from .decisions import DecisionRecord, record_decision_tool
@@ -114,6 +114,7 @@ def lead_agent(
     specialists_decide: bool = True,
     share_request: bool = True,
     remind_unasked: bool | Collection[str] = True,
+    send_back_announced_asks: bool = True,
     **agent_options: Any,
 ) -> Agent[Any]:
     """A lead that can consult each of `specialists`, and record decisions they must all respect.
@@ -124,7 +125,9 @@ def lead_agent(
     With `remind_unasked`, each specialist's answer ends by naming the specialists not yet asked about the
     latest request: Qwen2.5-Coder-1.5B, as a travel lead, asked for flights and then answered without a hotel.
     Given names of specialists, only those are named: the ones every request needs (reminded of all four, the
-    1.5B asked for cars and weather that nobody wanted).
+    1.5B asked for cars and weather that nobody wanted). With `send_back_announced_asks`, an answer that says
+    the lead will ask a specialist it has not asked about the request ("I will ask the hotels specialist ...")
+    is sent back to be done: the 1.5B wrote that as its final answer, and the run ended there.
     """
     # Specialists first: delegating is the lead's job, and models (small ones above all) favour the tools
     # they read first.
@@ -152,12 +155,50 @@ def lead_agent(
     if share_decisions:
         lead_tools.append(record_decision_tool(can_overrule=True))
     lead_tools += tools
+    if send_back_announced_asks:
+        checks = tuple(agent_options.pop("answer_checks", ()))
+        needed = [] if isinstance(remind_unasked, bool) else reminded  # named: the ones every request needs
+        agent_options["answer_checks"] = (*checks, _announced_asks_check(specialists, needed))
     return Agent(name=name, instructions=instructions, tools=lead_tools, **agent_options)
+
+
+def _announced_asks_check(
+    specialists: Sequence[Agent[Any]], needed: Sequence[Agent[Any]]
+) -> Callable[[RunContext, str], str | None]:
+    """An answer check: the problem with an answer that announces asking a specialist instead of asking it.
+
+    Of the specialists every request needs (`needed`, as reminded), naming the domain is enough: an answer
+    that asks the user about hotels, the hotels specialist unasked, has not done its work.
+    """
+    names = {_ask_tool_name(member): member.name for member in specialists}
+    intent = (
+        r"\b(?:will|'ll|am going to|'m going to|let me|need to|should)\b"
+        r"[^.\n]{0,60}?\b(?:ask|consult|check with)\b"
+    )
+    patterns = {
+        tool: re.compile(rf"\b{re.escape(tool)}\b|{intent}[^.\n]{{0,40}}?\b{re.escape(name)}\b", re.IGNORECASE)
+        for tool, name in names.items()
+    }
+    for member in needed:
+        domain = re.escape(member.name.rstrip("s"))
+        patterns[_ask_tool_name(member)] = re.compile(rf"\b{domain}s?\b|\bask_{domain}s?\b", re.IGNORECASE)
+
+    def check(context: RunContext, answer: str) -> str | None:
+        asked = _tools_called_since_request(context)
+        for tool, pattern in patterns.items():
+            if tool not in asked and pattern.search(answer):
+                return (
+                    f"Your answer speaks of asking the {names[tool]} specialist, but you did not call {tool}. "
+                    f"Call {tool} now, or answer without it."
+                )
+        return None
+
+    return check
 
 
 def _latest_request(context: RunContext) -> str | None:
     for message in reversed(context.messages):
-        if isinstance(message, UserMessage):
+        if isinstance(message, UserMessage) and not is_answer_sent_back(message):
             return message.content
     return None
 
@@ -165,7 +206,7 @@ def _latest_request(context: RunContext) -> str | None:
 def _tools_called_since_request(context: RunContext) -> set[str]:
     called: set[str] = set()
     for message in reversed(context.messages):
-        if isinstance(message, UserMessage):
+        if isinstance(message, UserMessage) and not is_answer_sent_back(message):
             break
         if isinstance(message, AssistantMessage):
             called.update(call.name for call in message.tool_calls)
