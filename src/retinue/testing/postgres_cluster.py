@@ -4,7 +4,8 @@
         dsn = cluster.create_database("trial_1")   # postgresql://postgres@127.0.0.1:PORT/trial_1
 
 It listens on a loopback port only and trusts local connections (no password), and it is stopped and its
-directory removed on exit. Run as root, the server runs as `nobody`: Postgres refuses to run as root.
+directory removed on exit. Run as root, the server runs as Debian's `postgres` account (or `nobody` where there
+is none): Postgres refuses to run as root.
 Starting one takes about a second; `durable=False` (the default) turns fsync off, which a server that is
 thrown away afterwards does not need. Needs Postgres's server binaries (Debian: the `postgresql` package)
 and, for `create_database`, psycopg.
@@ -23,7 +24,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SERVER_USER = "nobody"  # who runs the server when this process is root
+# Who runs the server when this process is root. Not `nobody` when there is a choice: sandboxed scripts run as
+# nobody, and a server of that uid reads as their leftover processes.
+SERVER_USERS = ("postgres", "nobody")
+
+
+def _server_user() -> pwd.struct_passwd:
+    for name in SERVER_USERS:
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise RuntimeError(f"no account to run Postgres as (tried {', '.join(SERVER_USERS)}); Postgres refuses root")
 
 
 def find_initdb() -> Path | None:
@@ -57,7 +69,7 @@ class PostgresCluster:
         cluster = cls(directory, 0, initdb.parent)
         try:
             if os.geteuid() == 0:
-                user = pwd.getpwnam(SERVER_USER)
+                user = _server_user()
                 os.chown(directory, user.pw_uid, user.pw_gid)
             cluster._run("initdb", "-D", str(directory / "data"), "-A", "trust", "-U", "postgres", "-E", "UTF8")
             settings = {"listen_addresses": "127.0.0.1", "unix_socket_directories": str(directory)}
@@ -106,10 +118,10 @@ class PostgresCluster:
         self.stop()
 
     def _run(self, program: str, *arguments: str, check: bool = True) -> bool:
-        """Run one of the server's programs (as `SERVER_USER` when root); whether it succeeded."""
+        """Run one of the server's programs (as `_server_user()` when root); whether it succeeded."""
         options: dict[str, Any] = {}
         if os.geteuid() == 0:
-            user = pwd.getpwnam(SERVER_USER)
+            user = _server_user()
             options = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": [], "cwd": self.directory}
         completed = subprocess.run(
             [str(self.bin_directory / program), *arguments], capture_output=True, text=True, check=False, **options
