@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from retinue import Agent, tool
@@ -297,6 +299,41 @@ async def test_a_conflicting_decision_is_refused_and_flagged_to_the_lead() -> No
     assert "'flights' had decided return date = '2026-12-14'" in car_answer
     [notice] = [e for e in events if isinstance(e, Notice)]
     assert notice.kind == "decision_conflict" and notice.agent == "cars"
+
+
+async def test_a_conflict_is_reported_with_the_answer_of_the_specialist_that_raised_it_only() -> None:
+    # Asked in the same turn, the hotels specialist is still at work when the flights one raises a conflict.
+    flights_done = asyncio.Event()
+
+    def flights_script(request: ModelRequest) -> object:
+        if not tool_results(request):
+            return call("record_decision", topic="city", value="Lyon")
+        flights_done.set()
+        return "Flying to Lyon."
+
+    async def hotels_script(request: ModelRequest) -> object:
+        if not tool_results(request):
+            return call("record_decision", topic="city", value="Paris")
+        await flights_done.wait()
+        return "Hotel in Paris."
+
+    lead_model = ScriptedModel(
+        [[call("ask_hotels", question="Hotel?"), call("ask_flights", question="Flights?")], "Checking the city."]
+    )
+    lead = lead_agent(
+        "lead",
+        specialists=[
+            Agent(name="hotels", model=ScriptedModel(hotels_script)),
+            Agent(name="flights", model=ScriptedModel(flights_script)),
+        ],
+        model=lead_model,
+    )
+
+    await lead.run("Trip.")
+
+    hotels_answer, flights_answer = tool_results(lead_model.requests[1])
+    assert "'flights' wanted city = 'Lyon'" in flights_answer
+    assert "conflict" not in hotels_answer
 
 
 async def test_the_lead_may_overrule_a_decision() -> None:

@@ -139,15 +139,32 @@ async def pay(context: RunContext, key: IdempotencyKey, amount: int) -> str:
 class CountingModel(ScriptedModel):
     """A scripted model that notes every request in a file as it starts on it (from then on it is paid)."""
 
-    def __init__(self, world: World, script: Callable[[ModelRequest], Reply], *, latency: float, name: str) -> None:
+    def __init__(
+        self,
+        world: World,
+        script: Callable[[ModelRequest], Reply],
+        *,
+        latency: float,
+        name: str,
+        waits_for: dict[int, str] | None = None,
+    ) -> None:
         super().__init__(script, name=name, cost_per_call=0.001)
         self.world = world
         self.pause = latency * world.pace
+        self.waits_for = waits_for or {}
+        """Turn -> the start of an effect line that turn's reply waits for, so agents interleave in one order."""
 
     async def request(self, request: ModelRequest, on_text: TextSink | None = None) -> ModelResponse:
-        append_line(self.world.served, f"{self.name} {_turn(request)}")
+        turn = _turn(request)
+        append_line(self.world.served, f"{self.name} {turn}")
         await asyncio.sleep(self.pause)
+        if (effect := self.waits_for.get(turn)) is not None:
+            await eventually(lambda: _has_effect(self.world, effect))
         return await super().request(request, on_text)
+
+
+async def _has_effect(world: World, start: str) -> bool:
+    return any(line.startswith(start) for line in read_lines(world.effects))
 
 
 def _turn(request: ModelRequest) -> int:
@@ -228,7 +245,15 @@ def team(world: World, wrap: Callable[[Agent[Any]], Agent[Any]]) -> list[Agent[A
     flights = Agent(
         "flights",
         instructions="You book flights.",
-        model=CountingModel(world, _specialist_script(flights_steps, "flights"), latency=0.2, name="flights"),
+        # Its decision waits until the hotels specialist has made its own (and booked): the conflict note it
+        # reads is then the same in every run, however a loaded machine schedules the two.
+        model=CountingModel(
+            world,
+            _specialist_script(flights_steps, "flights"),
+            latency=0.2,
+            name="flights",
+            waits_for={1: "book hotel"},
+        ),
         tools=[book],
         description="Flights.",
     )

@@ -140,7 +140,7 @@ def check_against_baseline(
     uncertain_tools = {call.tool for call in uncertain}
 
     output_lines, expected_lines = str(result.output).splitlines(), expected.output.splitlines()
-    assert len(output_lines) == len(expected_lines)
+    assert len(output_lines) == len(expected_lines), (result.output, expected.output)
     for line, expected_line in zip(output_lines, expected_lines, strict=True):
         if line != expected_line:
             assert line.split(":")[0] in uncertain_tools and "Not done again" in line, (line, expected_line)

@@ -74,7 +74,8 @@ def specialist(
         conflicts_before = len(record.conflicts)
         result = await run_sub_agent(consulted, prompt, context, call, kind="specialist")
         answer = answer_text(result)
-        new_conflicts = record.conflicts[conflicts_before:]
+        # Specialists asked in the same turn share the record: report only the conflicts this one raised.
+        new_conflicts = [c for c in record.conflicts[conflicts_before:] if c.proposed.decided_by == agent.name]
         if new_conflicts:
             listed = "\n".join(f"- {conflict.describe()}" for conflict in new_conflicts)
             answer += f"\n\nDecision conflicts raised by {agent.name}:\n{listed}"
