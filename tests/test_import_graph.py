@@ -10,6 +10,9 @@ packages of the importer itself, which are already being imported. An attribute 
 `retinue.loop` is the top of the core: only the agent, which starts a run, and the sub-agent mechanism, which
 starts a child run, may import it. Everything the loop calls that may also be called from below (building and
 sending model requests) lives in `retinue.model_calls`.
+
+Above the whole library sit the `retinue` command (`retinue.cli`) and the observers (`retinue.observe`): the
+library never imports them, so a run needs neither, and only the command uses the observers.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 LOOP_IMPORTERS = {"retinue.agent", "retinue.architectures.subagents", "retinue.temporal.workflow"}
+TOP_FLOOR_IMPORTERS = {"retinue.cli": {"retinue.__main__"}, "retinue.observe": {"retinue.cli"}}
 
 
 def module_name(path: Path) -> str:
@@ -151,9 +155,26 @@ def test_only_the_agent_and_sub_agents_import_the_loop() -> None:
     assert importers - LOOP_IMPORTERS == set(), "import what the loop uses from retinue.model_calls instead"
 
 
+def _inside(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def test_the_library_imports_neither_the_command_nor_the_observers() -> None:
+    arrows = import_arrows(runtime_only=False)
+    for package, allowed in TOP_FLOOR_IMPORTERS.items():
+        importers = {
+            importer
+            for importer, targets in arrows.items()
+            if not _inside(importer, package) and any(_inside(target, package) for target in targets)
+        }
+        strays = {importer for importer in importers if not any(_inside(importer, above) for above in allowed)}
+        assert strays == set(), f"{package} is imported from below it by {sorted(strays)}"
+
+
 def test_the_reader_finds_the_arrows_it_should() -> None:
     # Without this, a reader that found no imports at all would pass both tests above.
     arrows = import_arrows(runtime_only=True)
     assert {"retinue.loop", "retinue.model_calls", "retinue.run_context"} <= arrows["retinue.agent"]
     assert "retinue.agent" not in arrows["retinue.run_context"]  # under TYPE_CHECKING
     assert "retinue.agent" in import_arrows(runtime_only=False)["retinue.run_context"]
+    assert {"retinue.cli.common", "retinue.observe"} <= arrows["retinue.cli.app_commands"]

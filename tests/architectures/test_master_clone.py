@@ -215,8 +215,8 @@ def test_the_forked_history_drops_the_pending_spawn_call() -> None:
 
 
 async def test_the_summary_call_is_charged_and_announced_like_any_model_call() -> None:
-    from retinue.accounting import UsageByAgent
     from retinue.events import ModelRequestSent
+    from retinue.observe import UsageByAgent
 
     def script(request: ModelRequest) -> object:
         if request.instructions.startswith("Summarise"):

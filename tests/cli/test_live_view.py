@@ -7,8 +7,8 @@ import re
 from typing import Any
 
 from retinue.events import RunStarted, ToolCallStarted
-from retinue.live_view import LiveView
 from retinue.messages import ToolCall
+from retinue.observe import LiveView
 from store.trace_samples import SampleRun
 
 ERASE = re.compile(r"\x1b\[\d+F\x1b\[J")

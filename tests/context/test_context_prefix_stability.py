@@ -7,7 +7,7 @@ from context_helpers import GOAL, fetch, fetching_model
 from retinue import Agent, Limits
 from retinue.context import Summarize
 from retinue.messages import ModelRequest, ToolSchema, UserMessage
-from retinue.prefix_stability import PrefixStabilityMeter, prefix_share, serialize_request, shared_prefix_bytes
+from retinue.observe.prefix_stability import PrefixStabilityMeter, prefix_share, serialize_request, shared_prefix_bytes
 from retinue.testing.scripted import ScriptedModel
 
 INSTRUCTIONS = (

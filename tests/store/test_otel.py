@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from retinue import Agent, tool
-from retinue.otel import OTelRecorder
+from retinue.observe import OTelRecorder
 from retinue.redact import MASK
 from retinue.testing.scripted import ScriptedModel, call
 

@@ -24,12 +24,12 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from .cli_common import CommandError
-from .durable_cli import add_allow_changed_definition, open_existing_journal, print_durable_ending
+from .common import CommandError
+from .durable import add_allow_changed_definition, open_existing_journal, print_durable_ending
 
 if TYPE_CHECKING:
-    from .agent import Agent
-    from .approvals import Approver
+    from ..agent import Agent
+    from ..approvals import Approver
 
 
 def configure_resume(parser: argparse.ArgumentParser) -> None:
@@ -57,7 +57,7 @@ def configure_resume(parser: argparse.ArgumentParser) -> None:
 
 
 def resume(args: argparse.Namespace) -> int:
-    from .errors import JournalError, MissingDependencyError
+    from ..errors import JournalError, MissingDependencyError
 
     if args.agent is None:
         return _resume_app_run(args)
@@ -81,10 +81,10 @@ def resume(args: argparse.Namespace) -> int:
 
 def _resume_app_run(args: argparse.Namespace) -> int:
     """Go on with a run `retinue run APP --durable` started, as it was started: `retinue run` does it."""
+    from ..errors import JournalError, MissingDependencyError
+    from ..journal import default_journal_path
+    from ..journal.app_runs import load_launch, state_dir_of
     from .app_commands import configure_run, run
-    from .errors import JournalError, MissingDependencyError
-    from .journal import default_journal_path
-    from .journal.app_runs import load_launch, state_dir_of
 
     location = args.journal or str(default_journal_path())
     try:
@@ -120,8 +120,8 @@ async def _resume(
 
 async def close_models(agents: list[Agent[Any]]) -> None:
     """Close what the agents' models opened in this event loop (HTTP connections): asyncio.run ends it next."""
-    from .models.base import close_model
-    from .models.resolve import close_resolved_models
+    from ..models.base import close_model
+    from ..models.resolve import close_resolved_models
 
     for agent in agents:
         with contextlib.suppress(Exception):  # a model that never resolved has nothing open
@@ -131,8 +131,8 @@ async def close_models(agents: list[Agent[Any]]) -> None:
 
 def load_agent(reference: str) -> Agent[Any]:
     """The agent `MODULE:NAME` names: an `Agent`, or a function of no arguments returning one."""
-    from .agent import Agent
-    from .tools import Tool
+    from ..agent import Agent
+    from ..tools import Tool
 
     module_name, _, attribute = reference.partition(":")
     if not module_name or not attribute:
@@ -153,7 +153,7 @@ def load_agent(reference: str) -> Agent[Any]:
 
 def approver_for(choice: str) -> Approver:
     """The approver of a resumed run for `--approve CHOICE`: ask, later, all or none."""
-    from .approvals import approve_all, decide_later, deny_all, terminal_approver
+    from ..approvals import approve_all, decide_later, deny_all, terminal_approver
 
     if choice == "ask" and not sys.stdin.isatty():
         choice = "later"  # nobody at a terminal to ask: the run waits for `retinue approve` instead

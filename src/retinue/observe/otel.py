@@ -1,6 +1,6 @@
 """OpenTelemetry export of runs, following the GenAI semantic conventions.
 
-    from retinue.otel import OTelRecorder
+    from retinue.observe import OTelRecorder
     result = await agent.run(prompt, on_event=OTelRecorder())
 
 Each run is an `invoke_agent {agent}` span; each model call a `chat {model}`
@@ -21,8 +21,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .errors import MissingDependencyError
-from .events import (
+from ..errors import MissingDependencyError
+from ..events import (
     ApprovalRequested,
     ApprovalResolved,
     Event,
@@ -34,10 +34,10 @@ from .events import (
     ToolCallFinished,
     ToolCallStarted,
 )
-from .messages import ModelRequest
-from .redact import redact
-from .store.serialize import dumps
-from .usage import Usage
+from ..messages import ModelRequest
+from ..redact import redact
+from ..store.serialize import dumps
+from ..usage import Usage
 
 try:
     from opentelemetry import trace

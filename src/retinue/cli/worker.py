@@ -26,14 +26,14 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
-from .cli_common import CommandError
-from .durable_cli import add_allow_changed_definition
-from .resume_command import approver_for, close_models, load_agent
+from .common import CommandError
+from .durable import add_allow_changed_definition
+from .resume import approver_for, close_models, load_agent
 
 if TYPE_CHECKING:
-    from .agent import Agent
-    from .journal import Journal
-    from .result import RunResult
+    from ..agent import Agent
+    from ..journal import Journal
+    from ..result import RunResult
 
 
 def configure_worker(parser: argparse.ArgumentParser) -> None:
@@ -72,9 +72,9 @@ def configure_worker(parser: argparse.ArgumentParser) -> None:
 
 
 def worker(args: argparse.Namespace) -> int:
-    from .errors import JournalError, MissingDependencyError
-    from .journal import default_journal_path
-    from .journal.resume import journal_at
+    from ..errors import JournalError, MissingDependencyError
+    from ..journal import default_journal_path
+    from ..journal.resume import journal_at
 
     if args.concurrency < 1:
         raise CommandError(f"--concurrency {args.concurrency}: give 1 or more runs at a time")
@@ -102,7 +102,7 @@ def worker(args: argparse.Namespace) -> int:
 
 
 async def _serve(journal: Journal, agents: list[Agent[Any]], args: argparse.Namespace) -> None:
-    from .journal import work
+    from ..journal import work
 
     main = asyncio.current_task()
     assert main is not None

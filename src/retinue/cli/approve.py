@@ -21,11 +21,11 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from .cli_common import CommandError
+from .common import CommandError
 
 if TYPE_CHECKING:
-    from .approvals import ApprovalRecord
-    from .journal import Journal
+    from ..approvals import ApprovalRecord
+    from ..journal import Journal
 
 
 def configure_approve(parser: argparse.ArgumentParser) -> None:
@@ -47,8 +47,8 @@ def configure_approve(parser: argparse.ArgumentParser) -> None:
 
 
 def approve(args: argparse.Namespace) -> int:
-    from .durable_cli import open_existing_journal
-    from .errors import JournalError, MissingDependencyError
+    from ..errors import JournalError, MissingDependencyError
+    from .durable import open_existing_journal
 
     try:
         with contextlib.closing(open_existing_journal(args.journal)) as journal:
@@ -112,7 +112,7 @@ def _list(journal: Journal, run_id: str) -> None:
 
 
 def _call(record: ApprovalRecord) -> str:
-    from .redact import redact
+    from ..redact import redact
 
     arguments = json.dumps(record.arguments, ensure_ascii=False, sort_keys=True)
     where = "" if record.run_id == record.root_run_id else f" (in sub-run {record.run_id[:12]})"

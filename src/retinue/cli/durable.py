@@ -11,11 +11,11 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from .cli_common import CommandError
+from .common import CommandError
 
 if TYPE_CHECKING:
-    from .journal import Journal
-    from .result import RunResult
+    from ..journal import Journal
+    from ..result import RunResult
 
 
 def add_allow_changed_definition(parser: argparse.ArgumentParser) -> None:
@@ -29,8 +29,8 @@ def add_allow_changed_definition(parser: argparse.ArgumentParser) -> None:
 
 def open_existing_journal(location: str | None) -> Journal:
     """The journal at `location` (default: the usual file), which must exist: a mistyped path creates nothing."""
-    from .journal import default_journal_path
-    from .journal.resume import is_postgres_url, journal_at
+    from ..journal import default_journal_path
+    from ..journal.resume import is_postgres_url, journal_at
 
     path = location or str(default_journal_path())
     if not is_postgres_url(path) and not os.path.exists(path):

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from .events import (
+from ..events import (
     ApprovalRequested,
     ApprovalResolved,
     Event,
@@ -32,8 +32,8 @@ from .events import (
     ToolCallFinished,
     ToolCallStarted,
 )
-from .redact import redact
-from .usage import Usage
+from ..redact import redact
+from ..usage import Usage
 
 _SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 _RESET = "\x1b[0m"

@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .cli_common import CommandError, add_store_argument, check_home
+from .common import CommandError, add_store_argument, check_home
 
 # Only argparse runs when `retinue --help` builds the parser; the rest is imported by the command that needs it.
 if TYPE_CHECKING:
-    from .approvals import Approver
-    from .apps import App, AppSession
-    from .evals import EvalReport, EvalTask
-    from .journal import Journal
+    from ..approvals import Approver
+    from ..apps import App, AppSession
+    from ..evals import EvalReport, EvalTask
+    from ..journal import Journal
 
 
 def configure_run(parser: argparse.ArgumentParser) -> None:
@@ -78,7 +78,7 @@ def configure_run(parser: argparse.ArgumentParser) -> None:
         help="the durable run's journal: a SQLite file or a postgresql:// URL "
         "(default: $RETINUE_HOME/journal.sqlite or ~/.retinue/journal.sqlite)",
     )
-    from .durable_cli import add_allow_changed_definition
+    from .durable import add_allow_changed_definition
 
     add_allow_changed_definition(parser)
 
@@ -129,17 +129,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, app: App, durable: DurableAppRun | None) -> int:
-    from .accounting import UsageByAgent
-    from .errors import JournalError
-    from .events import fan_out
-    from .live_view import LiveView
-    from .redact import redact
+    from ..errors import JournalError
+    from ..events import fan_out
+    from ..observe import LiveView, UsageByAgent
+    from ..redact import redact
 
     architecture = _architecture(app, args.arch)
     prompt = args.prompt or app.example_prompt
     store = None
     if not args.no_trace:
-        from .store import RunStore, UnusableStoreError
+        from ..store import RunStore, UnusableStoreError
 
         if args.db is None:
             check_home(create=True)
@@ -183,7 +182,7 @@ def _run(args: argparse.Namespace, app: App, durable: DurableAppRun | None) -> i
     print(redact(f"{app.name} ({architecture}): {full_prompt}\n"), file=sys.stderr)
 
     async def main() -> Any:
-        from .models.resolve import close_resolved_models
+        from ..models.resolve import close_resolved_models
 
         try:
             if durable is None:
@@ -240,14 +239,14 @@ class DurableAppRun:
     def session(
         self, app: App, architecture: str, model: str | None, approver: Approver, user: str | None
     ) -> AppSession:
-        from .journal.app_runs import DurableApp, Launch, save_launch
+        from ..journal.app_runs import DurableApp, Launch, save_launch
 
         assert isinstance(app, DurableApp)
         save_launch(self.state_dir, Launch(app.name, architecture, model, user))
         return app.durable_session(architecture, model, approver, user, state_dir=self.state_dir)
 
     def print_ending(self, result: Any) -> None:
-        from .durable_cli import print_durable_ending
+        from .durable import print_durable_ending
 
         print_durable_ending(result)
         if not result.completed:
@@ -259,11 +258,11 @@ class DurableAppRun:
 
 def _open_durable(args: argparse.Namespace, app: App) -> DurableAppRun | None:
     """The durable run `retinue run --durable` asks for, its journal open; None for a run that is not durable."""
-    from .errors import JournalError, MissingDependencyError
-    from .journal import default_journal_path
-    from .journal.app_runs import DurableApp, load_launch, state_dir_of
-    from .journal.resume import journal_at
-    from .run_context import new_run_id
+    from ..errors import JournalError, MissingDependencyError
+    from ..journal import default_journal_path
+    from ..journal.app_runs import DurableApp, load_launch, state_dir_of
+    from ..journal.resume import journal_at
+    from ..run_context import new_run_id
 
     if not args.durable:
         given = [flag for flag, value in (("--run-id", args.run_id), ("--journal", args.journal)) if value]
@@ -306,7 +305,7 @@ def _open_durable(args: argparse.Namespace, app: App) -> DurableAppRun | None:
 
 
 def _print_outcome(result: Any, report: str, usage_by_agent: dict[str, Any], *, recorded: bool) -> None:
-    from .redact import current_redactor
+    from ..redact import current_redactor
 
     redact = current_redactor()
     out = sys.stdout
@@ -360,7 +359,7 @@ def configure_eval(parser: argparse.ArgumentParser) -> None:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from .evals import previous_report, render_table, reports_dir, save_report
+    from ..evals import previous_report, render_table, reports_dir, save_report
 
     app = _load(args.app)
     architectures = [_architecture(app, name) for name in (args.arch or ",".join(app.architectures)).split(",")]
@@ -403,8 +402,8 @@ def evaluate(args: argparse.Namespace) -> int:
 async def _evaluate(
     app: App, architecture: str, user_model: str | None, tasks: list[EvalTask], label: str, args: argparse.Namespace
 ) -> EvalReport:
-    from .evals import Episode, ScriptedUser, SimulatedUser, TrialResult, User, run_eval
-    from .models.resolve import close_resolved_models
+    from ..evals import Episode, ScriptedUser, SimulatedUser, TrialResult, User, run_eval
+    from ..models.resolve import close_resolved_models
 
     def episode(task: EvalTask) -> Episode:
         built = app.episode(architecture, args.model, task)
@@ -463,9 +462,9 @@ def _select_tasks(tasks: Any, args: argparse.Namespace) -> list[EvalTask]:
 
 
 def _load(name: str) -> App:
-    from .apps import load_app
-    from .errors import ConfigurationError
-    from .improve.active import with_active_patches
+    from ..apps import load_app
+    from ..errors import ConfigurationError
+    from ..improve.active import with_active_patches
 
     try:
         # A patch applied with `retinue improve apply` is what run and eval use; a line on stderr says so.
@@ -483,10 +482,10 @@ def _architecture(app: App, name: str | None) -> str:
 
 
 def _approver(choice: str, store: Any, *, durable: bool = False) -> Approver:
-    from .approvals import approve_all, decide_later, terminal_approver, unattended
+    from ..approvals import approve_all, decide_later, terminal_approver, unattended
 
     if choice == "ui":
-        from .ui.approver import UIApprover
+        from ..ui.approver import UIApprover
 
         print("approvals wait for the web UI: run `retinue ui` in another terminal", file=sys.stderr)
         return UIApprover(store)

@@ -16,12 +16,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..cli_common import CommandError, add_store_argument, check_home
+from .common import CommandError, add_store_argument, check_home
 
 if TYPE_CHECKING:
     from ..apps import App
     from ..evals import EvalTask
-    from .patch import Patch
+    from ..improve.patch import Patch
 
 
 def configure_improve(parser: argparse.ArgumentParser) -> None:
@@ -77,7 +77,7 @@ def _improve(args: argparse.Namespace, app: App, architecture: str, home: Path) 
     import asyncio
 
     from ..errors import ConfigurationError
-    from .optimisation import improve
+    from ..improve.optimisation import improve
 
     tasks = _tasks(app, args.tasks)
 
@@ -128,7 +128,7 @@ def _test_tool(args: argparse.Namespace, app: App, architecture: str, home: Path
     import time
 
     from ..errors import ConfigurationError
-    from .tool_testing import exercise_tool
+    from ..improve.tool_testing import exercise_tool
 
     async def main() -> Any:
         from ..models.resolve import close_resolved_models
@@ -163,7 +163,7 @@ def _test_tool(args: argparse.Namespace, app: App, architecture: str, home: Path
 
 def _apply(args: argparse.Namespace) -> int:
     from ..errors import ConfigurationError
-    from .active import activate
+    from ..improve.active import activate
 
     patch = _patch_file(args)
     home = check_home(create=True)
@@ -182,7 +182,7 @@ def _apply(args: argparse.Namespace) -> int:
 
 
 def _revert(args: argparse.Namespace) -> int:
-    from .active import deactivate
+    from ..improve.active import deactivate
 
     if args.patch is None:
         raise CommandError("revert needs the app: retinue improve revert APP [--arch A]", exit_code=2)
@@ -199,7 +199,7 @@ def _revert(args: argparse.Namespace) -> int:
 
 def _patch_file(args: argparse.Namespace) -> Patch:
     from ..errors import ConfigurationError
-    from .patch import Patch
+    from ..improve.patch import Patch
 
     if args.patch is None:
         raise CommandError(f"{args.target} needs a patch file: retinue improve {args.target} PATCH", exit_code=2)
@@ -248,7 +248,7 @@ def _trace(args: argparse.Namespace) -> tuple[Any, Any]:
 def _load(name: str, home: Path, *, announce: bool = True) -> App:
     from ..apps import load_app
     from ..errors import ConfigurationError
-    from .active import with_active_patches
+    from ..improve.active import with_active_patches
 
     try:
         app = load_app(name)

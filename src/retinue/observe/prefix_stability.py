@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from statistics import fmean
 from typing import Any
 
-from .events import Event, ModelRequestSent, Notice
-from .messages import ModelRequest
+from ..events import Event, ModelRequestSent, Notice
+from ..messages import ModelRequest
 
 
 def serialize_request(request: ModelRequest) -> bytes:

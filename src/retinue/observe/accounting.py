@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .events import Event, ModelResponseReceived
-from .usage import Usage
+from ..events import Event, ModelResponseReceived
+from ..usage import Usage
 
 
 class UsageByAgent:

@@ -1,6 +1,7 @@
-"""What the `retinue` subcommands share: the one-line error, the trace store option, the home directory, a port.
+"""What the `retinue` subcommands share: the one-line error, the trace store option, the home directory, a port,
+and how numbers and tables are printed.
 
-It sits below `cli` and `app_commands`, so that both can import it and neither has to import the other.
+It sits below every other module of the package, so that they can share it without importing each other.
 """
 
 from __future__ import annotations
@@ -8,13 +9,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Collection, Iterator
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from .store import RunStore
+    from ..store import RunStore
+    from ..usage import Usage
 
 
 class CommandError(Exception):
@@ -41,7 +43,7 @@ def open_store(args: argparse.Namespace, *, must_exist: bool = True) -> Iterator
     query reaches a damaged part) ends the command with one line saying what
     to do, instead of a traceback.
     """
-    from .store import RunStore, UnusableStoreError, default_store_path
+    from ..store import RunStore, UnusableStoreError, default_store_path
 
     if not args.db:
         check_home(create=not must_exist)
@@ -66,7 +68,7 @@ def check_home(*, create: bool) -> Path:
     """
     import tempfile
 
-    from .store import default_store_path
+    from ..store import default_store_path
 
     home = default_store_path().parent
     named = f"RETINUE_HOME ({home})" if os.environ.get("RETINUE_HOME") else str(home)
@@ -98,3 +100,57 @@ def port_number(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"give a port from 1 to 65535, or 0 for any free one, not {text!r}")
     return port
+
+
+def format_tokens(count: int) -> str:
+    if count < 10_000:
+        return str(count)
+    if count < 1_000_000:
+        return f"{count / 1000:.1f}k"
+    return f"{count / 1_000_000:.2f}M"
+
+
+def format_cost(cost: float | None) -> str:
+    if cost is None:
+        return "$?"
+    if cost == 0:
+        return "$0"
+    if cost < 1:
+        return f"${cost:.4f}"
+    return f"${cost:.2f}"
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    return f"{seconds / 60:.1f}m"
+
+
+def format_usage(usage: Usage) -> str:
+    tokens = f"{format_tokens(usage.input_tokens)} in / {format_tokens(usage.output_tokens)} out"
+    return f"{tokens}, {format_cost(usage.cost_usd)}"
+
+
+def short_id(run_id: str) -> str:
+    return run_id[:8]
+
+
+def one_line(text: str, width: int) -> str:
+    """`text` on one line, cut to `width` characters with an ellipsis."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: max(width - 1, 0)] + "…"
+
+
+def print_table(rows: list[list[str]], out: TextIO, right_aligned: Collection[int] = ()) -> None:
+    """`rows` (the first one the header) in columns as wide as their widest cell."""
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        cells = [
+            cell.rjust(width) if column in right_aligned else cell.ljust(width)
+            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        print("  ".join(cells).rstrip(), file=out)
