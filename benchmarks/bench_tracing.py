@@ -8,7 +8,9 @@ real use. Each is timed with tracing off and on, alternating, and the slowdown
 is the ratio of the medians.
 
 `slowdown of the loop` is the figure with a target: how much longer the agents
-take to finish while the recorder is attached. For scale, the loop's own cost
+take to finish while the recorder is attached. The many-agents case with an
+instant model is the stress case: the loop does little but emit events there,
+so it has the tighter target. For scale, the loop's own cost
 of building the events for any sink is measured too, with a sink that ignores
 them. The writer defers its work to
 the quiet moments after a burst of events (see `retinue.store.writer`), so
@@ -37,6 +39,7 @@ from retinue.store import RunStore
 from retinue.testing.scripted import Reply, ScriptedModel
 
 LOOP_TARGET = 1.10
+STRESS_LOOP_TARGET = 1.05  # the stress case (issue 18): with an instant model the loop does little but emit events
 
 
 @tool(run_in_thread=False)
@@ -123,10 +126,10 @@ def _measure(agents: int, steps: int, latency: float, repetitions: int, director
 
 
 SCENARIOS = [
-    # (label, concurrent agents, tool steps each, scripted model latency in seconds)
-    ("200 agents x 5 steps", 200, 5, 0.0),
-    ("1 agent x 200 steps", 1, 200, 0.0),
-    ("200 agents x 5 steps, 20 ms model latency", 200, 5, 0.02),
+    # (label, concurrent agents, tool steps each, scripted model latency in seconds, target for the loop's slowdown)
+    ("200 agents x 5 steps", 200, 5, 0.0, STRESS_LOOP_TARGET),
+    ("1 agent x 200 steps", 1, 200, 0.0, LOOP_TARGET),
+    ("200 agents x 5 steps, 20 ms model latency", 200, 5, 0.02, LOOP_TARGET),
 ]
 
 
@@ -134,7 +137,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
     repetitions = 5 if quick else 15
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as temporary:
-        for label, agents, steps, latency in SCENARIOS:
+        for label, agents, steps, latency, target in SCENARIOS:
             timings = _measure(agents, steps, latency, repetitions, Path(temporary))
             loop_ratio = timings["on_loop"] / timings["off"]
             rows += [
@@ -143,7 +146,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
                 {"scenario": f"tracing {label}: slowdown from emitting events to a sink that ignores them",
                  "value": timings["ignored"] / timings["off"], "unit": "ratio", "target": None},
                 {"scenario": f"tracing {label}: slowdown of the loop", "value": loop_ratio, "unit": "ratio",
-                 "target": LOOP_TARGET, "passed": loop_ratio <= LOOP_TARGET},
+                 "target": target, "passed": loop_ratio <= target},
                 {"scenario": f"tracing {label}: slowdown end to end (until committed)",
                  "value": timings["on_total"] / timings["off"], "unit": "ratio", "target": None},
             ]  # fmt: skip

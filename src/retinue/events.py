@@ -4,6 +4,12 @@ The loop only calls `emit(event)`; it knows nothing of who listens. Every event
 names the run it belongs to (`run_id`) and, for sub-agents, the run that
 started it (`parent_run_id`), so the events of a lead, its specialists and
 their clones form one tree.
+
+An event can be built with keywords, or positionally in the order its fields
+are declared: `run_id`, `agent`, then its own fields. `timestamp` is keyword-only
+and defaults to the time it is built. The loop builds its events positionally: a
+run with an instant model does little but emit them, and keyword construction
+costs nearly twice as much.
 """
 
 from __future__ import annotations
@@ -21,14 +27,14 @@ if TYPE_CHECKING:
     from .result import RunResult
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class _Event:
     run_id: str
     agent: str
-    timestamp: float = field(default_factory=time.time)
+    timestamp: float = field(default_factory=time.time, kw_only=True)
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class RunStarted(_Event):
     prompt: str
     model_id: str
@@ -37,7 +43,7 @@ class RunStarted(_Event):
     depth: int
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class ModelRequestSent(_Event):
     """A request to a model. `purpose` is "turn" for the loop's own calls, else what the call was for
     ("summary" of a conversation for clones, "compaction"), so cost and traces miss no model call."""
@@ -48,12 +54,12 @@ class ModelRequestSent(_Event):
     purpose: str = "turn"
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class TextDelta(_Event):
     text: str
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class ModelResponseReceived(_Event):
     turn: int
     response: ModelResponse
@@ -61,31 +67,31 @@ class ModelResponseReceived(_Event):
     purpose: str = "turn"
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class ToolCallStarted(_Event):
     call: ToolCall
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class ToolCallFinished(_Event):
     call: ToolCall
     result: ToolResult
     duration_seconds: float
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class ApprovalRequested(_Event):
     call: ToolCall
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class ApprovalResolved(_Event):
     call: ToolCall
     approved: bool
     reason: str
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class SubAgentStarted(_Event):
     """A tool of this run started another agent's run (a specialist or a clone)."""
 
@@ -95,7 +101,7 @@ class SubAgentStarted(_Event):
     kind: str
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class SubAgentFinished(_Event):
     child_run_id: str
     child_agent: str
@@ -103,7 +109,7 @@ class SubAgentFinished(_Event):
     usage: Usage
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class Notice(_Event):
     """Something a person watching should know: a decision conflict, a sandbox restart, a compaction."""
 
@@ -112,7 +118,7 @@ class Notice(_Event):
     data: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class RunFinished(_Event):
     result: RunResult[Any]
 

@@ -197,23 +197,19 @@ def _resolve_model(agent: Agent[Any]) -> tuple[Model | None, Exception | None]:
 
 
 def _announce_start(agent: Agent[Any], prompt: str, context: RunContext, model: Model | None) -> None:
-    context.announce(
-        RunStarted,
-        prompt=prompt,
-        model_id=model_spec(model) if model is not None else str(agent.model),
-        parent_run_id=context.parent.run_id if context.parent else None,
-        parent_tool_call_id=context.tool_call_id,
-        depth=context.depth,
-    )
+    model_id = model_spec(model) if model is not None else str(agent.model)
+    parent_run_id = context.parent.run_id if context.parent else None
+    context.announce(RunStarted, prompt, model_id, parent_run_id, context.tool_call_id, context.depth)
 
 
 def _text_sink(context: RunContext) -> TextSink | None:
     # Without a listener, the provider is not asked to stream at all.
-    if context.emit is None:
+    emit, run_id, agent_name = context.emit, context.run_id, context.agent.name
+    if emit is None:
         return None
 
     def on_text(text: str) -> None:
-        context.announce(TextDelta, text=text)
+        emit(TextDelta(run_id, agent_name, text))  # one per streamed piece: nothing looked up again
 
     return on_text
 
@@ -456,7 +452,7 @@ async def execute_tool_call(
     )
     started = time.perf_counter()
     if replayed is None:
-        context.announce(ToolCallStarted, call=call)
+        context.announce(ToolCallStarted, call)
         progress[call.id] = "announced"
         try:
             content, is_error = await _tool_output(agent, call, tools_by_name, context, progress)
@@ -474,7 +470,7 @@ async def execute_tool_call(
     if result.is_error and agent.note_repeated_failures:
         _note_repeated_failure(call, result, context)
     if replayed is None:
-        context.announce(ToolCallFinished, call=call, result=result, duration_seconds=time.perf_counter() - started)
+        context.announce(ToolCallFinished, call, result, time.perf_counter() - started)
     return result
 
 
@@ -748,7 +744,7 @@ async def _finish(
         _answer_pending_calls(context.messages, "the run stopped before this call finished")
     result = _run_result(agent, context, ending, started)
     await context.journal.finish(result.status, result.replayed_usage)
-    context.announce(RunFinished, result=result)
+    context.announce(RunFinished, result)
     return result
 
 

@@ -96,19 +96,13 @@ async def send_request(
     if replayed is not None:
         context.budget.charge(replayed.usage, replayed=True)
         return replayed
-    context.announce(ModelRequestSent, turn=turn, model_id=model_spec(model), request=request, purpose=purpose)
+    context.announce(ModelRequestSent, turn, model_spec(model), request, purpose)
     sent = time.perf_counter()
     response = await model.request(request, on_text)
     response.usage = _with_missing_usage_estimated(response.usage, request, response, model)
     context.budget.charge(response.usage)
     await journal.record_response(turn, slot, response)  # before any of its tools can run
-    context.announce(
-        ModelResponseReceived,
-        turn=turn,
-        response=response,
-        duration_seconds=time.perf_counter() - sent,
-        purpose=purpose,
-    )
+    context.announce(ModelResponseReceived, turn, response, time.perf_counter() - sent, purpose)
     return response
 
 

@@ -7,7 +7,7 @@ import uuid
 import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec
 
 from .approvals import Approver
 from .events import Event, EventSink
@@ -18,6 +18,8 @@ from .usage import Usage
 
 if TYPE_CHECKING:
     from .agent import Agent
+
+EventFields = ParamSpec("EventFields")  # an event's own fields, after its run id and agent name
 
 
 @dataclass(slots=True, eq=False)
@@ -56,13 +58,21 @@ class RunContext:
             context = context.parent
         return context
 
-    def announce(self, event_type: type[Event], /, **fields: Any) -> None:
-        """Emit an event of this run, stamped with its run id and agent name.
+    def announce(
+        self,
+        event_type: Callable[Concatenate[str, str, EventFields], Event],
+        /,
+        *values: EventFields.args,
+        **fields: EventFields.kwargs,
+    ) -> None:
+        """Emit an event of this run, stamped with its run id and agent name; `values` and `fields` are the
+        event's own fields, in their declared order or by name.
 
         When nobody listens, nothing is emitted and the event is never built.
         """
-        if self.emit is not None:
-            self.emit(event_type(run_id=self.run_id, agent=self.agent.name, **fields))
+        emit = self.emit
+        if emit is not None:
+            emit(event_type(self.run_id, self.agent.name, *values, **fields))
 
     def on_finish(self, cleanup: Callable[[], Awaitable[None]]) -> None:
         """Run `cleanup` when this run ends, however it ends (to close a sandbox or a server it started)."""

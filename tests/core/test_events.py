@@ -186,3 +186,16 @@ async def test_a_listener_that_raises_while_streaming_does_not_stop_the_stream()
 
     assert isinstance(events[-1], RunFinished)
     assert events[-1].result.output == ANSWER
+
+
+def test_an_event_built_positionally_equals_the_one_built_by_name_and_its_timestamp_is_named_only() -> None:
+    # The loop builds its events positionally (cheaper, for runs that do little else): the order is the declared
+    # one, run id and agent first, and a timestamp can never be taken for a field.
+    by_name = ModelResponseReceived(
+        run_id="r1", agent="weather", turn=2, response=ANSWER, duration_seconds=0.5, purpose="summary", timestamp=1.0
+    )  # type: ignore[arg-type]
+    in_order = ModelResponseReceived("r1", "weather", 2, ANSWER, 0.5, "summary", timestamp=1.0)  # type: ignore[arg-type]
+
+    assert in_order == by_name
+    with pytest.raises(TypeError):
+        ModelResponseReceived("r1", "weather", 2, ANSWER, 0.5, "summary", 1.0)  # type: ignore[arg-type,call-arg]
