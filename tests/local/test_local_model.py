@@ -7,12 +7,14 @@ import importlib.metadata
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from local_tools import TIME_TOOL, TOOLS, WEATHER_TOOL, assert_valid_call
 
-from retinue.errors import BadRequestError, ConfigurationError
+from retinue.errors import BadRequestError, ConfigurationError, MissingDependencyError
 from retinue.messages import (
     AssistantMessage,
     ModelRequest,
@@ -23,11 +25,15 @@ from retinue.messages import (
     UserMessage,
 )
 from retinue.models.base import Model
-from retinue.models.local import DEFAULT_LOCAL_MODEL, LOCAL_WEIGHTS_PACKAGES, LocalModel
-from retinue.models.local_engine import _engines
+from retinue.models.local import DEFAULT_LOCAL_MODEL, ENGINE_VARIABLE, LOCAL_WEIGHTS_PACKAGES, LocalModel
 from retinue.models.local_replies import _decode_json_string_prefix
 
-local_model = pytest.mark.local_model
+
+def local_model(test: Callable[..., Any]) -> Callable[..., Any]:
+    """Marks a test that runs the real model: it runs once on each installed engine."""
+    return pytest.mark.local_model(pytest.mark.usefixtures("engine")(test))
+
+
 ASSISTANT = "You are a helpful assistant."
 
 TOOL_PROMPTS = [
@@ -260,7 +266,7 @@ async def test_concurrent_agents_share_one_loaded_model() -> None:
 
     assert all(response.message.text for response in responses)
     assert "Paris" in responses[0].message.text
-    assert len([key for key in _engines if key.path == str(first.model_path.resolve())]) == 1
+    assert first._engine is second._engine
 
 
 @local_model
@@ -320,16 +326,32 @@ async def test_the_chunked_gemma_weights_package_assembles_and_runs() -> None:
 # These need neither the engine nor the weights: they run in the fast suite.
 
 
-async def test_missing_engine_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_missing_engines_name_both_extras(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENGINE_VARIABLE, raising=False)
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # makes `import llama_cpp` raise ImportError
+    monkeypatch.setitem(sys.modules, "xllamacpp", None)
 
     with pytest.raises(ConfigurationError) as raised:
         await LocalModel().request(ask("Hello"))
 
+    assert "pip install 'retinue[local-prebuilt]'" in str(raised.value)
+    assert "pip install 'retinue[local]'" in str(raised.value)
+
+
+async def test_an_engine_asked_for_but_missing_names_its_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)
+    monkeypatch.setitem(sys.modules, "xllamacpp", None)
+
+    with pytest.raises(MissingDependencyError) as raised:
+        await LocalModel(engine="llama-cpp-python").request(ask("Hello"))
     assert str(raised.value) == (
         "The embedded local model needs the optional dependency 'llama-cpp-python'. "
         "Install it with: pip install 'retinue[local]'"
     )
+
+    monkeypatch.setenv(ENGINE_VARIABLE, "xllamacpp")
+    with pytest.raises(MissingDependencyError, match=re.escape("pip install 'retinue[local-prebuilt]'")):
+        await LocalModel().request(ask("Hello"))
 
 
 async def test_missing_weights_name_the_weights_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -449,13 +471,11 @@ async def test_agents_taking_turns_reuse_their_own_prompt_prefix() -> None:
 
     await lead.request(turn(lead_instructions, "Plan Paris."))
     await specialist.request(turn(specialist_instructions, "Weather in Paris?"))
-    cache = lead._engine.prefix_cache if lead._engine else None
-    assert cache is not None
-    restored_before = cache.restored_tokens
     reply = await lead.request(turn(lead_instructions, "Plan Rome."))
 
-    # The lead's instructions (hundreds of tokens) came back from the saved state instead of being decoded again.
-    assert cache.restored_tokens - restored_before > 300
+    # The lead's instructions (hundreds of tokens) came back from a saved state instead of being decoded again.
+    assert reply.usage.cache_read_tokens > 300
+    assert reply.usage.cache_read_tokens < reply.usage.input_tokens
     assert reply.message.text.strip()
 
 
@@ -470,15 +490,19 @@ async def test_a_repeated_request_samples_the_same_reply_whether_its_prefix_was_
     assert first.message.text == second.message.text
 
 
-def test_the_grammar_of_every_travel_tool_parses_with_bounded_free_text() -> None:
+@pytest.mark.parametrize("converter", ["llama-cpp-python", "retinue"])
+def test_the_grammar_of_every_travel_tool_parses_with_bounded_free_text(converter: str) -> None:
+    # Each engine's grammars: llama-cpp-python's own schema converter, or retinue's (for xllamacpp).
     llama_cpp = pytest.importorskip("llama_cpp")
+    from retinue.models.local_engine_xllamacpp import _GbnfConverter
     from retinue.models.local_replies import HermesToolCalls, JsonEnvelope
     from retinue_travel.tools import all_tools
     from retinue_travel.world import TravelWorld
 
     schemas = [item.schema for item in all_tools(TravelWorld(seed=0))]
+    grammars = llama_cpp if converter == "llama-cpp-python" else _GbnfConverter()
     for reply_format in (JsonEnvelope(), HermesToolCalls(template_lists_tools=True)):
-        grammar = reply_format.grammar(llama_cpp, schemas, required=False)
+        grammar = reply_format.grammar(grammars, schemas, required=False)
         # llama.cpp's own parser accepts it (a schema maxLength, expanded by llama-cpp-python, crashed it)
         assert llama_cpp.LlamaGrammar.from_string(grammar, verbose=False) is not None
         assert re.search(r"char\{0,\d+\}", grammar), "free-text arguments must be bounded"

