@@ -18,6 +18,7 @@ library never imports them, so a run needs neither, and only the command uses th
 from __future__ import annotations
 
 import ast
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -178,3 +179,24 @@ def test_the_reader_finds_the_arrows_it_should() -> None:
     assert "retinue.agent" not in arrows["retinue.run_context"]  # under TYPE_CHECKING
     assert "retinue.agent" in import_arrows(runtime_only=False)["retinue.run_context"]
     assert {"retinue.cli.common", "retinue.observe"} <= arrows["retinue.cli.app_commands"]
+
+
+def _top_level_imports(path: Path) -> Iterator[str]:
+    """The top-level module of every import in the file, type-only ones too; "." for a relative import."""
+    for node, _ in _imports(ast.parse(path.read_text(), filename=str(path)).body, runtime=True):
+        if isinstance(node, ast.Import):
+            yield from (alias.name.partition(".")[0] for alias in node.names)
+        else:
+            yield "." if node.level else (node.module or "").partition(".")[0]
+
+
+def test_the_sandbox_guest_imports_only_the_standard_library() -> None:
+    # The guest's files run inside the sandbox as scripts, outside any package (see its __init__): an import of
+    # retinue, of each other or of a third-party package would fail there, or bring host code in.
+    guest = {name: path for name, path in MODULES.items() if _inside(name, "retinue.sandbox.guest")}
+    imported = {name: set(_top_level_imports(path)) for name, path in guest.items()}
+    strays = {name: sorted(modules - sys.stdlib_module_names) for name, modules in imported.items()}
+    assert all(not modules for modules in strays.values()), f"the sandbox guest imports more than the stdlib: {strays}"
+    # Without this, a guest folder emptied by a move, or a reader that found no imports, would pass.
+    assert {"_socket", "json"} <= imported["retinue.sandbox.guest.host_client"]
+    assert {"json", "resource"} <= imported["retinue.sandbox.guest.session"]

@@ -7,14 +7,24 @@ from pathlib import Path
 from typing import Any
 
 from retinue.approvals import Approver, approve_all, unattended
-from retinue.apps import AppSession
+from retinue.apps import NO_OPTIONS, AppOption, AppOptionValues, AppSession
+from retinue.errors import ConfigurationError
 from retinue.evals import Episode, EvalTask
 from retinue.models.base import Model
 
 from .assistant import ARCHITECTURES, Architecture, build_assistant
+from .errors import NotFoundError
 from .snapshot import describe_booking, snapshot_delta
 from .tasks import answer_contains, expected_snapshot, load_tasks
 from .world import TravelWorld
+
+TRAVELLER = AppOption(
+    "traveller",
+    help="who asks: a traveller id or the email on their profile (default: the example traveller)",
+    metavar="ID_OR_EMAIL",
+    # --user is what `retinue run` called this option before applications declared their own.
+    aliases=("user",),
+)
 
 
 class TravelApp:
@@ -22,22 +32,23 @@ class TravelApp:
     description = "A travel assistant that recommends and books trips (lead-specialist, master-clone or scripting)."
     architectures: Sequence[str] = ARCHITECTURES
     example_prompt = "Plan a 3-day trip from SFO to New York leaving 2026-12-12, with a hotel in Manhattan."
+    options: Sequence[AppOption] = (TRAVELLER,)
 
     def session(
         self,
         architecture: str,
         model: Model | str | None,
         approver: Approver | None,
-        traveller: str | None = None,
+        options: AppOptionValues = NO_OPTIONS,
     ) -> AppSession:
-        return self._session(TravelWorld(seed=0), architecture, model, approver, traveller)
+        return self._session(TravelWorld(seed=0), architecture, model, approver, options.get(TRAVELLER.name))
 
     def durable_session(
         self,
         architecture: str,
         model: Model | str | None,
         approver: Approver | None,
-        traveller: str | None = None,
+        options: AppOptionValues = NO_OPTIONS,
         *,
         state_dir: Path,
     ) -> AppSession:
@@ -50,7 +61,7 @@ class TravelApp:
         world = TravelWorld.kept_in(state_dir / "bookings.sqlite", seed=0)
         with TravelWorld(seed=0) as fresh:  # what the run started from: the report shows what it changed
             started_from = fresh.snapshot()
-        return self._session(world, architecture, model, approver, traveller, before=started_from)
+        return self._session(world, architecture, model, approver, options.get(TRAVELLER.name), before=started_from)
 
     def _session(
         self,
@@ -62,7 +73,14 @@ class TravelApp:
         before: dict[str, Any] | None = None,
     ) -> AppSession:
         agent = build_assistant(_architecture(architecture), world, model=model, approver=approver)
-        profile = world.get_traveller(traveller or _default_traveller(world))
+        try:
+            profile = world.get_traveller(traveller or _default_traveller(world))
+        except NotFoundError as exc:
+            world.close()
+            raise ConfigurationError(
+                f"{self.name} knows no traveller {traveller!r}: give --{TRAVELLER.name} an id or email it knows, or "
+                f"leave --{TRAVELLER.name} out to ask as its example traveller"
+            ) from exc
         before = world.snapshot() if before is None else before
 
         def report() -> str:

@@ -39,7 +39,7 @@ def test_run_refuses_a_limit_that_cannot_work_in_one_line(option: str, value: st
     assert exit_info.value.code == 2
     error_lines = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(error_lines) == 1
-    assert error_lines[0].startswith(f"retinue run: error: argument {option}: {advice}")
+    assert error_lines[0].startswith(f"retinue run travel: error: argument {option}: {advice}")
     assert error_lines[0].endswith(f"not {value!r}"), "the line names the value it refuses"
 
 

@@ -89,7 +89,7 @@ def test_sphinx_docstring_gives_parameter_descriptions() -> None:
 
 
 def test_sphinx_returns_and_type_fields_do_not_leak_into_the_last_parameter() -> None:
-    # BUG: parse_docstring appends every later ':field:' line to the last :param.
+    # A Sphinx field that is not :param (:type, :returns, :rtype, :raises) ends the description before it.
     summary, params = parse_docstring(
         "Convert an amount to euros.\n"
         "\n"
@@ -287,7 +287,7 @@ def test_an_unresolvable_type_hint_is_refused() -> None:
 
 
 def test_a_parameter_name_with_a_leading_underscore_is_refused_as_a_tool_definition_error() -> None:
-    # BUG: pydantic's NameError escapes instead of a ToolDefinitionError naming the tool.
+    # Pydantic refuses the name with a NameError of its own; the caller gets a ToolDefinitionError naming the tool.
     def private(_secret: str) -> str:
         return _secret
 

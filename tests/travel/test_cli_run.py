@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sqlite3
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from retinue import cli
 from retinue.store import RunStore
 from retinue.testing import FakeOpenAIServer, FakeToolCall, RecordedRequest, Reply, ScriptItem
 
@@ -123,6 +127,60 @@ def approve_when_pending(database: Path, timeout: float = 60.0) -> str:
     raise AssertionError("no approval became pending")
 
 
+# -- who asks: the travel app's own --traveller ------------------------------------------------------------
+
+
+def test_the_travel_app_brings_its_traveller_option_and_retinue_run_knows_of_no_traveller(capsys: Any) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["run", "travel", "--help"])
+    travel_help = capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    run_help = capsys.readouterr().out
+
+    assert "options of travel:\n  --traveller ID_OR_EMAIL, --user ID_OR_EMAIL" in travel_help
+    assert "--max-turns" in travel_help, "beside the options every application takes"
+    assert "--max-turns" in run_help
+    assert "travell" not in run_help.lower()
+
+
+def first_prompt(request: RecordedRequest) -> str:
+    return str(next(message["content"] for message in request.body["messages"] if message["role"] == "user"))
+
+
+@pytest.mark.parametrize(
+    ("who", "introduced"),
+    [
+        ((), "(I am Rafael Novak, traveller id T1001.)"),  # the example traveller
+        (("--traveller", "leila.whitfield@example.com"), "(I am Leila Whitfield, traveller id T1002.)"),
+        (("--traveller", "T1003"), "(I am Omar Rossi, traveller id T1003.)"),
+        (("--user", "T1004"), "(I am Daniel Raman, traveller id T1004.)"),  # its name when every app had it
+    ],
+)
+async def test_the_assistant_hears_who_asks_by_id_or_email(
+    who: tuple[str, ...], introduced: str, tmp_path: Path
+) -> None:
+    async with FakeOpenAIServer(lambda request: Reply(text="Noted."), api_key="test-key") as server:
+        model = f"openai:fake-model@{server.base_url}"
+        code, _, err = await run_cli(
+            "run", "travel", "Fly me.", *who, "--model", model, "--approve", "all", "--no-trace", home=tmp_path
+        )
+
+    assert code == 0, err
+    assert first_prompt(server.requests[0]) == f"{introduced}\n\nFly me."
+
+
+async def test_an_unknown_traveller_is_refused_before_the_model_is_asked(tmp_path: Path) -> None:
+    async with FakeOpenAIServer(lambda request: Reply(text="Noted."), api_key="test-key") as server:
+        model = f"openai:fake-model@{server.base_url}"
+        code, _, err = await run_cli("run", "travel", "Fly me.", "--traveller", "nobody@example.com",
+                                     "--model", model, "--approve", "all", home=tmp_path)  # fmt: skip
+
+    assert code == 1
+    assert "travel knows no traveller 'nobody@example.com': give --traveller an id or email it knows" in err
+    assert server.requests == []
+
+
 # -- durable runs ---------------------------------------------------------------------------------------
 
 FLY = "Fly me SFO to New York on 12 December."
@@ -231,3 +289,34 @@ async def test_a_durable_run_killed_inside_a_booking_ends_with_the_bookings_of_a
         code, out, err = await run_cli("resume", "killed", home=tmp_path)
         assert code == 0, err
         assert bookings_of(tmp_path, "killed") == expected, "booked twice"
+
+
+@pytest.mark.parametrize(
+    "recorded",
+    [
+        {"options": {"traveller": "T9999"}},
+        {"user": "T9999"},  # as `retinue run` recorded --traveller before applications declared their options
+    ],
+)
+async def test_a_resumed_durable_run_asks_as_the_traveller_it_was_started_for(
+    recorded: dict[str, Any], tmp_path: Path
+) -> None:
+    async with FakeOpenAIServer(travel_lead_policy, api_key="test-key") as server:
+        model = f"openai:fake-model@{server.base_url}"
+        code, _, err = await run_cli(
+            "run", "travel", FLY, "--arch", "lead", "--model", model, "--traveller", "T1001", "--durable",
+            "--run-id", "trip-1", "--approve", "later", home=tmp_path,
+        )  # fmt: skip
+        assert code == 0, err  # waiting for the booking's approval
+        launch_file = tmp_path / "run-state" / "trip-1" / "launch.json"
+        launch = json.loads(launch_file.read_text())
+        assert launch == {"app": "travel", "architecture": "lead", "model": model, "options": {"traveller": "T1001"}}
+
+        # Who the run asks for is what it resumes with: a traveller the app does not know shows it was read.
+        for field in ("options", "user"):
+            launch.pop(field, None)
+        launch_file.write_text(json.dumps({**launch, **recorded}))
+        code, _, err = await run_cli("resume", "trip-1", home=tmp_path)
+
+    assert code == 1
+    assert "travel knows no traveller 'T9999'" in err

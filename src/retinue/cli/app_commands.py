@@ -28,17 +28,24 @@ from .common import CommandError, add_store_argument, check_home
 # Only argparse runs when `retinue --help` builds the parser; the rest is imported by the command that needs it.
 if TYPE_CHECKING:
     from ..approvals import Approver
-    from ..apps import App, AppSession
+    from ..apps import App, AppOption, AppOptionValues, AppSession
     from ..evals import EvalReport, EvalTask
     from ..journal import Journal
 
 
 def configure_run(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("app", help="the application, e.g. travel")
+    parser.add_argument(
+        "app", help="the application, e.g. travel; its own options follow its name (see `retinue run APP --help`)"
+    )
+    _add_run_arguments(parser)
+    # An application's own options are known once it is loaded: `run` parses what follows its name again then.
+    parser.add_argument("after_app", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("prompt", nargs="?", help="what to ask (default: the application's example)")
     parser.add_argument("--arch", default=None, help="the architecture, e.g. lead, clones or script")
     parser.add_argument("--model", default=None, help='e.g. "anthropic:claude-sonnet-4-5", "openai:gpt-4.1", "local"')
-    parser.add_argument("--traveller", "--user", dest="user", default=None, help="who the user is (app-specific id)")
     parser.add_argument(
         "--approve",
         choices=("ask", "ui", "later", "all", "none"),
@@ -120,7 +127,8 @@ def positive_seconds(text: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     app = _load(args.app)
-    durable = _open_durable(args, app)  # a run that exists fills in --arch, --model and --traveller
+    _parse_app_options(app, args)
+    durable = _open_durable(args, app)  # a run that exists fills in --arch, --model and the app's options
     try:
         return _run(args, app, durable)
     finally:
@@ -128,8 +136,37 @@ def run(args: argparse.Namespace) -> int:
             durable.journal.close()
 
 
+def _parse_app_options(app: App, args: argparse.Namespace) -> None:
+    """Parse what followed the application's name again into `args`, with the application's own options.
+
+    Their values go in `args.app_options`, by option name: only those given.
+    """
+    from ..apps import options_of
+
+    parser = argparse.ArgumentParser(prog=f"retinue run {app.name}", description=app.description)
+    _add_run_arguments(parser)
+    declared = options_of(app)
+    own = parser.add_argument_group(f"options of {app.name}")
+    for option in declared:
+        flags = [f"--{name}" for name in option.names]
+        try:
+            own.add_argument(*flags, dest=_dest(option), metavar=option.metavar, help=option.help)
+        except argparse.ArgumentError as exc:
+            raise CommandError(f"{app.name} declares an option `retinue run` cannot take: {exc}") from exc
+    given_prompt = [] if args.prompt is None else [args.prompt]  # parsed already, and parsed again here
+    parser.parse_args([*given_prompt, *args.after_app], namespace=args)
+    args.app_options = {
+        option.name: value for option in declared if (value := getattr(args, _dest(option))) is not None
+    }
+
+
+def _dest(option: AppOption) -> str:
+    # Out of the way of the command's own names: an application's --prompt must not overwrite the prompt.
+    return f"app_option:{option.name}"
+
+
 def _run(args: argparse.Namespace, app: App, durable: DurableAppRun | None) -> int:
-    from ..errors import JournalError
+    from ..errors import ConfigurationError, JournalError
     from ..events import fan_out
     from ..observe import LiveView, UsageByAgent
     from ..redact import redact
@@ -151,18 +188,13 @@ def _run(args: argparse.Namespace, app: App, durable: DurableAppRun | None) -> i
     approver = _approver(args.approve, store, durable=durable is not None)
     try:
         if durable is None:
-            session = app.session(architecture, args.model, approver, args.user)
+            session = app.session(architecture, args.model, approver, args.app_options)
         else:
-            session = durable.session(app, architecture, args.model, approver, args.user)
-    except LookupError as exc:
-        if args.user is None:
-            raise
+            session = durable.session(app, architecture, args.model, approver, args.app_options)
+    except ConfigurationError as exc:  # an option value the application cannot use, say
         if store is not None:
             store.close()
-        raise CommandError(
-            f"{app.name} knows no traveller {args.user!r}: give --traveller an id or email it knows, or leave "
-            "--traveller out to ask as its example traveller"
-        ) from exc
+        raise CommandError(str(exc)) from exc
     view = LiveView()
     usage_by_agent = UsageByAgent()
     sink = fan_out(view, usage_by_agent, store.recorder() if store is not None else None)
@@ -237,13 +269,15 @@ class DurableAppRun:
     recorded_prompt: str | None  # the prompt of a run the journal holds already
 
     def session(
-        self, app: App, architecture: str, model: str | None, approver: Approver, user: str | None
+        self, app: App, architecture: str, model: str | None, approver: Approver, options: AppOptionValues
     ) -> AppSession:
         from ..journal.app_runs import DurableApp, Launch, save_launch
 
         assert isinstance(app, DurableApp)
-        save_launch(self.state_dir, Launch(app.name, architecture, model, user))
-        return app.durable_session(architecture, model, approver, user, state_dir=self.state_dir)
+        session = app.durable_session(architecture, model, approver, options, state_dir=self.state_dir)
+        # Only once the application took them: a resume must not repeat options it refused.
+        save_launch(self.state_dir, Launch(app.name, architecture, model, dict(options)))
+        return session
 
     def print_ending(self, result: Any) -> None:
         from .durable import print_durable_ending
@@ -258,6 +292,7 @@ class DurableAppRun:
 
 def _open_durable(args: argparse.Namespace, app: App) -> DurableAppRun | None:
     """The durable run `retinue run --durable` asks for, its journal open; None for a run that is not durable."""
+    from ..apps import named_options
     from ..errors import JournalError, MissingDependencyError
     from ..journal import default_journal_path
     from ..journal.app_runs import DurableApp, load_launch, state_dir_of
@@ -297,7 +332,7 @@ def _open_durable(args: argparse.Namespace, app: App) -> DurableAppRun | None:
             )
         args.arch = args.arch or launch.architecture
         args.model = args.model or launch.model
-        args.user = args.user or launch.user
+        args.app_options = {**named_options(app, launch.options), **args.app_options}
         return DurableAppRun(journal, run_id, state_dir, existing.prompt)
     except BaseException:
         journal.close()

@@ -15,12 +15,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..apps import NO_OPTIONS, App, AppOption, AppOptionValues, AppSession, options_of
 from ..errors import ConfigurationError
 from .patch import Patch
 
 if TYPE_CHECKING:
     from ..approvals import Approver
-    from ..apps import App, AppSession
     from ..evals import Episode, EvalTask
     from ..models.base import Model
 
@@ -92,11 +92,16 @@ class PatchedApp:
         self.description = app.description
         self.architectures: Sequence[str] = app.architectures
         self.example_prompt = app.example_prompt
+        self.options: Sequence[AppOption] = options_of(app)
 
     def session(
-        self, architecture: str, model: Model | str | None, approver: Approver | None, traveller: str | None = None
+        self,
+        architecture: str,
+        model: Model | str | None,
+        approver: Approver | None,
+        options: AppOptionValues = NO_OPTIONS,
     ) -> AppSession:
-        session = self.app.session(architecture, model, approver, traveller)
+        session = self.app.session(architecture, model, approver, options)
         patch = self._patch_for(architecture)
         if patch is not None:
             # A session without an approver can leave out the tools that need one; their texts stay unused.

@@ -8,7 +8,7 @@ An application's tools act on state of their own (the travel app's bookings data
 the process as the journal does: each durable run of an application gets a directory, `run-state/RUN_ID`
 beside a SQLite journal (in `$RETINUE_HOME` for a Postgres one), where the application keeps that state
 (`DurableApp.durable_session`) and where `launch.json` records how the run was started (application,
-architecture, model, user), so that it can be resumed without saying it all again.
+architecture, model and the application's own options), so that it can be resumed without saying it all again.
 """
 
 from __future__ import annotations
@@ -17,16 +17,16 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..errors import JournalError
 from .resume import default_journal_path, is_postgres_url
 
 if TYPE_CHECKING:
     from ..approvals import Approver
-    from ..apps import AppSession
+    from ..apps import AppOptionValues, AppSession
     from ..models.base import Model
 
 STATE_DIR_NAME = "run-state"
@@ -43,7 +43,7 @@ class DurableApp(Protocol):
         architecture: str,
         model: Model | str | None,
         approver: Approver | None,
-        traveller: str | None = None,
+        options: AppOptionValues = ...,
         *,
         state_dir: Path,
     ) -> AppSession: ...
@@ -51,12 +51,15 @@ class DurableApp(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Launch:
-    """How `retinue run APP --durable` started a run: what it is resumed with when nothing else is said."""
+    """How `retinue run APP --durable` started a run: what it is resumed with when nothing else is said.
+
+    `options` are the values of the application's own options (see `retinue.apps.AppOption`), by name.
+    """
 
     app: str
     architecture: str
     model: str | None
-    user: str | None
+    options: dict[str, str] = field(default_factory=dict)
 
 
 def state_dir_of(journal_location: str | os.PathLike[str], run_id: str) -> Path:
@@ -88,8 +91,24 @@ def load_launch(state_dir: Path) -> Launch | None:
     path = state_dir / LAUNCH_FILE_NAME
     try:
         fields = json.loads(path.read_text(encoding="utf-8"))
-        return Launch(str(fields["app"]), str(fields["architecture"]), fields.get("model"), fields.get("user"))
+        return Launch(str(fields["app"]), str(fields["architecture"]), fields.get("model"), _options(fields))
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise JournalError(f"{path} is not readable ({exc}): it says how the run was started; restore it") from exc
+
+
+def _options(fields: dict[str, Any]) -> dict[str, str]:
+    """The application options a launch record holds.
+
+    Records written before applications declared their options hold one, `user`: the value of the `--user`
+    the command then took for every application, which an application that still answers to it declares among
+    the names of one of its options (`retinue.apps.named_options` finds it there).
+    """
+    if "options" not in fields:
+        user = fields.get("user")
+        return {} if user is None else {"user": str(user)}
+    options = fields["options"]
+    if not isinstance(options, dict) or not all(isinstance(value, str) for value in options.values()):
+        raise TypeError(f"options must map names to text, not {options!r}")
+    return {str(name): value for name, value in options.items()}

@@ -20,6 +20,9 @@ Host functions are a module that any Python process in the sandbox can
 import (the session, ``python script.py`` run from the shell, subprocesses,
 workers); calls travel as JSON lines over a unix socket that only this
 sandbox can reach, bound read-only into it, so its code cannot replace it.
+
+Every module here runs on the host, except those in ``guest``: the session
+server and the host-API module, which run inside the sandbox.
 """
 
 from .enforcement import LimitEnforcement

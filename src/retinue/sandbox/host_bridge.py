@@ -42,7 +42,7 @@ from ..redact import Redactor, secret_values
 from .errors import SandboxError
 from .host_limits import DEFAULT_HOST_API_LIMITS
 
-_CLIENT_TEMPLATE = Path(__file__).with_name("host_client.py")
+_CLIENT_TEMPLATE = Path(__file__).with_name("guest") / "host_client.py"
 
 
 # JSON this small (in bytes, and in values: a comma or an opening bracket

@@ -1,7 +1,7 @@
 """The unix socket on which the host answers host-API calls from any process in the sandbox.
 
 The session, a ``python script.py`` started from the shell, its subprocesses
-and forked workers all import the same generated module (host_client), which
+and forked workers all import the same generated module (guest/host_client), which
 connects here. The socket lives in the sandbox's private (0700) state
 directory and bubblewrap binds that one file read-only into the sandbox:
 only that sandbox can reach it, and none of its code can remove or replace

@@ -44,7 +44,7 @@ from .unprivileged_python import open_roots, unreachable_roots
 from .workspace import CopyReport, FileInfo, Workspace
 
 DEFAULT_LIMITS = SandboxLimits()
-_SESSION_SCRIPT = Path(__file__).with_name("session.py")
+_SESSION_SCRIPT = Path(__file__).with_name("guest") / "session.py"
 _HOST_API_SOCKET = "api.sock"
 _DISK_POLL_SECONDS = 0.25
 # Between runs only background processes write: look less often.

@@ -252,7 +252,7 @@ def _drop_privileges(uid: int, gid: int) -> None:
 
 
 def _reach_through(descriptors: dict[str, int]) -> None:
-    """Lead every path under these host directories through their descriptors (see unprivileged_python)."""
+    """Lead every path under these host directories through their descriptors (see the host's unprivileged_python)."""
     import ctypes
 
     pid = os.getpid()
