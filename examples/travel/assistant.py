@@ -43,14 +43,16 @@ authorised the person asking."""
 
 # Written for small models too. Told only to "get the facts from them", Qwen2.5-Coder-1.5B looked up the traveller's
 # bookings and booked a flight from one of them; told to ask all its specialists, it asked for cars and weather
-# nobody wanted; given the steps of a trip, it asks flights, then hotels, then answers.
+# nobody wanted; given the steps of a trip, it asks flights, then hotels, then answers. Asked for "a 3-day trip", it
+# once asked the user how many nights instead of planning: the rule on what was left open is for that.
 LEAD_INSTRUCTIONS = f"""You are a travel assistant. Only your specialists can search. For a trip:
 1. ask_flights, giving the cities and the date the user gave.
 2. ask_hotels, giving the city and the nights of the stay.
 3. Answer with the plan written out: the flight (number, date, times, price) and the hotel (name, nights, total
 price) they found, and what the trip costs in all. Nothing is booked until the traveller chooses.
 Ask ask_cars or ask_weather only if the user mentions a car or the weather. Pass on no wish the user did not state
-(no budget, no times).
+(no budget, no times). Ask the user nothing: settle what they left open the usual way (a 3-day trip from the 12th
+stays 2 nights, the 12th to the 14th) and say so in the plan.
 Bookings: book only an option a specialist found and the traveller explicitly chose; a plan is not a booking. A
 booking that was not approved is not retried: say in your plan what you would book.
 Use record_decision only for a choice the traveller made that every specialist must respect, never for the plan.

@@ -13,7 +13,6 @@ stops early when the text starts to repeat itself.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import codecs
 import contextlib
 import dataclasses
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..errors import MissingDependencyError
+from .local_loaded import loaded_engine
 
 # Saved KV states per engine: a few dozen agents' prompts of a few thousand tokens for a 1.5B model.
 PREFIX_CACHE_BYTES = 1 << 30
@@ -81,6 +81,10 @@ class LocalEngine(Protocol):
         """A formatter for another template, with this model's special tokens."""
         ...
 
+    def close(self) -> None:
+        """Free the model; no request may be running."""
+        ...
+
     async def generate(
         self,
         prompt: str,
@@ -133,6 +137,9 @@ class Engine:
         self._loop_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
         )
+
+    def close(self) -> None:
+        self.llama.close()
 
     def loop_lock(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
@@ -206,52 +213,26 @@ def _token_text(llama: Any, token: int) -> str:
     return bytes(llama.detokenize([token], special=True)).decode("utf-8", errors="replace")
 
 
-_engines: dict[EngineKey, Engine] = {}
-_engine_load_locks: dict[EngineKey, threading.Lock] = {}
-_engines_guard = threading.Lock()
-
-
-@atexit.register
-def _close_engines() -> None:
-    # Free the models while the interpreter is whole: llama.cpp's own finaliser, left to run during
-    # shutdown, finds its module globals already gone and prints a traceback for each model.
-    with _engines_guard:
-        engines = list(_engines.values())
-        _engines.clear()
-    for engine in engines:
-        engine.llama.close()
-
-
 def load_engine(key: EngineKey, seed: int) -> Engine:
-    """Load the model for `key` unless another caller already did (runs in a worker thread)."""
-    with _engines_guard:
-        engine = _engines.get(key)
-        if engine is not None:
-            return engine
-        load_lock = _engine_load_locks.setdefault(key, threading.Lock())
-    with load_lock:
-        engine = _engines.get(key)
-        if engine is not None:
-            return engine
-        llama_cpp = import_llama_cpp()
-        llama = _open_llama(
-            llama_cpp,
-            model_path=key.path,
-            n_ctx=key.n_ctx,
-            n_threads=key.n_threads,
-            n_threads_batch=key.n_threads,
-            n_batch=key.n_batch,
-            seed=seed,
-            verbose=False,
-        )
-        metadata: dict[str, str] = dict(llama.metadata)
-        template = metadata.get("tokenizer.chat_template") or _fallback_template(
-            metadata.get("general.architecture", "")
-        )
-        engine = Engine(llama, llama_cpp, template, key.n_ctx)
-        with _engines_guard:
-            _engines[key] = engine
-        return engine
+    """The model for `key`, loaded unless another caller already did (runs in a worker thread)."""
+    return loaded_engine(Engine.name, key, lambda: _load(key, seed))
+
+
+def _load(key: EngineKey, seed: int) -> Engine:
+    llama_cpp = import_llama_cpp()
+    llama = _open_llama(
+        llama_cpp,
+        model_path=key.path,
+        n_ctx=key.n_ctx,
+        n_threads=key.n_threads,
+        n_threads_batch=key.n_threads,
+        n_batch=key.n_batch,
+        seed=seed,
+        verbose=False,
+    )
+    metadata: dict[str, str] = dict(llama.metadata)
+    template = metadata.get("tokenizer.chat_template") or _fallback_template(metadata.get("general.architecture", ""))
+    return Engine(llama, llama_cpp, template, key.n_ctx)
 
 
 _default_params_guard = threading.Lock()

@@ -17,7 +17,6 @@ user can enter, behind a key only this engine knows.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import http.client
 import importlib
 import json
@@ -48,6 +47,7 @@ from .local_engine import (
 )
 from .local_gbnf import json_schema_to_gbnf
 from .local_gguf import ModelMetadata, read_model_metadata
+from .local_loaded import loaded_engine
 
 DEFAULT_SLOTS = 4
 """Slots when LocalModel does not say: a lead and the specialists it consults in one turn."""
@@ -346,47 +346,20 @@ class _UnixConnection(http.client.HTTPConnection):
         self.sock.connect(self._socket_path)
 
 
-_engines: dict[tuple[EngineKey, int], XllamacppEngine] = {}
-_engines_guard = threading.Lock()
-_load_guard = threading.Lock()
-
-
-@atexit.register
-def _close_engines() -> None:
-    # Stop the servers' threads while the interpreter is whole.
-    with _engines_guard:
-        engines = list(_engines.values())
-        _engines.clear()
-    for engine in engines:
-        engine.close()
-
-
 async def load_xllamacpp_engine(key: EngineKey, slots: int) -> XllamacppEngine:
     """The engine for `key` with `slots` slots, loaded on first use and shared afterwards."""
-    engine = await asyncio.to_thread(_load, key, slots)
+    engine = await asyncio.to_thread(loaded_engine, XllamacppEngine.name, (key, slots), lambda: _load(key, slots))
     _restore_python_signal_handlers()
     return engine
 
 
 def _load(key: EngineKey, slots: int) -> XllamacppEngine:
-    with _engines_guard:
-        engine = _engines.get((key, slots))
-    if engine is not None:
-        return engine
-    with _load_guard:  # one model loads at a time: two loads at once would only share the cores
-        with _engines_guard:
-            engine = _engines.get((key, slots))
-        if engine is not None:
-            return engine
-        xllamacpp = import_xllamacpp()
-        metadata = read_model_metadata(Path(key.path))
-        try:
-            engine = XllamacppEngine(xllamacpp, key, slots, metadata)
-        except RuntimeError as exc:
-            raise ConfigurationError(f"xllamacpp could not load {key.path}: {exc}") from exc
-        with _engines_guard:
-            _engines[(key, slots)] = engine
-        return engine
+    xllamacpp = import_xllamacpp()
+    metadata = read_model_metadata(Path(key.path))
+    try:
+        return XllamacppEngine(xllamacpp, key, slots, metadata)
+    except RuntimeError as exc:
+        raise ConfigurationError(f"xllamacpp could not load {key.path}: {exc}") from exc
 
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
