@@ -22,7 +22,7 @@ from .messages import (
 )
 from .models.base import Model, close_model
 from .result import RunResult
-from .run_context import RunContext
+from .run_context import RunContext, TreeState
 from .tools import IdempotencyKey, Tool, tool
 from .usage import Usage
 
@@ -49,6 +49,7 @@ __all__ = [
     "ToolError",
     "ToolResult",
     "ToolResultsMessage",
+    "TreeState",
     "Usage",
     "UserMessage",
     "approve_all",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 import uuid
 import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
 from .approvals import Approver
 from .events import Event, EventSink
@@ -20,6 +21,44 @@ if TYPE_CHECKING:
     from .agent import Agent
 
 EventFields = ParamSpec("EventFields")  # an event's own fields, after its run id and agent name
+StateT = TypeVar("StateT")
+# Covariant: a key only ever gives its value, so a key to a list of str serves where an iterable of str is wanted.
+KeyedStateT = TypeVar("KeyedStateT", covariant=True)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TreeState(Generic[KeyedStateT]):
+    """A key to one value kept for a whole run tree, declared by the feature that owns the value.
+
+    `name` says what the value is, for people reading a repr. `make_first_value` makes it from the root
+    run's context the first time a run of the tree asks for it (an empty table, or what the tree's journal
+    saved). Keys are compared by identity, so two features never share a value by choosing the same name,
+    and the key's type parameter is the value's type wherever it is read:
+
+        SANDBOXES: TreeState[dict[str, Sandbox]] = TreeState("sandboxes by run id", lambda root: {})
+        sandboxes = context.tree_state(SANDBOXES)  # dict[str, Sandbox]
+    """
+
+    name: str
+    make_first_value: Callable[[RunContext], KeyedStateT] = field(repr=False)
+
+
+class _TreeValues:
+    """The tree state of one run tree, held by every context of the tree."""
+
+    __slots__ = ("_making", "values")
+
+    def __init__(self) -> None:
+        self.values: dict[TreeState[Any], Any] = {}
+        # Sync tools run in threads: two asking for a new key at once must get one value, made once.
+        # Reentrant, so that making one value may ask for another.
+        self._making = threading.RLock()
+
+    def make_first_value(self, key: TreeState[StateT], root: RunContext) -> StateT:
+        with self._making:
+            if key not in self.values:  # or another thread made it while this one waited
+                self.values[key] = key.make_first_value(root)
+            return cast(StateT, self.values[key])
 
 
 @dataclass(slots=True, eq=False)
@@ -28,10 +67,15 @@ class RunContext:
 
     A tool asks for it by annotating a parameter with `RunContext`; that
     parameter is hidden from the model. `deps` is whatever the caller passed to
-    `run(deps=...)` (a database handle, a user id). `shared` is one dict for the
-    whole agent tree, for state agents must agree on (the decision record).
-    `journal` is where a durable run writes ahead what it does (`NO_JOURNAL` for
-    a run that is not durable).
+    `run(deps=...)` (a database handle, a user id). `journal` is where a durable
+    run writes ahead what it does (`NO_JOURNAL` for a run that is not durable).
+
+    State that every run of one agent tree must agree on (the decision record)
+    or that a feature keeps for as long as the tree runs (its sandboxes) is tree
+    state: the feature declares a `TreeState` key, and `tree_state(key)` gives
+    the value. Each value is made once per tree, from the root's context, when a
+    run of the tree first asks for it; the root and every sub-run see that same
+    value, and separate top-level runs never share one.
     """
 
     agent: Agent[Any]
@@ -45,7 +89,7 @@ class RunContext:
     tool_call_id: str | None = None
     kind: str = "root"
     messages: list[Message] = field(default_factory=list)
-    shared: dict[str, Any] = field(default_factory=dict)
+    _tree: _TreeValues = field(default_factory=_TreeValues, repr=False)  # one for the whole tree
     cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     failed_calls: dict[str, int] = field(default_factory=dict)  # identical failing calls, counted
     journal: RunJournal = NO_JOURNAL
@@ -73,6 +117,13 @@ class RunContext:
         emit = self.emit
         if emit is not None:
             emit(event_type(self.run_id, self.agent.name, *values, **fields))
+
+    def tree_state(self, key: TreeState[StateT]) -> StateT:
+        """The value `key` names for this run's tree, made by `key.make_first_value` when a run of it first asks."""
+        values = self._tree.values
+        if key in values:
+            return cast(StateT, values[key])
+        return self._tree.make_first_value(key, self.root)
 
     def on_finish(self, cleanup: Callable[[], Awaitable[None]]) -> None:
         """Run `cleanup` when this run ends, however it ends (to close a sandbox or a server it started)."""
@@ -116,7 +167,7 @@ class RunContext:
             parent=self,
             tool_call_id=tool_call_id,
             kind=kind,
-            shared=self.shared,
+            _tree=self._tree,
             journal=self.journal.child(run_id),
         )
 

@@ -29,7 +29,7 @@ from ..context.summarize import summarize_turns
 from ..errors import ConfigurationError, ToolError
 from ..limits import Limits
 from ..messages import AssistantMessage, Message, ToolCall
-from ..run_context import RunContext
+from ..run_context import RunContext, TreeState
 from ..tools import Tool
 from .subagents import answer_text, describe_ending, run_sub_agent
 
@@ -57,8 +57,10 @@ _DESCRIPTIONS: dict[Inheritance, str] = {
     ),
 }
 
-_COUNTS_KEY = "retinue.clone_counts"
-_SUMMARIES_KEY = "retinue.clone_summaries"
+_CLONES_SPAWNED: TreeState[dict[str, int]] = TreeState("clones spawned, by master run id", lambda root: {})
+_SUMMARIES: TreeState[dict[tuple[str, int], asyncio.Task[str]]] = TreeState(
+    "summaries for clones, by master run id and conversation length", lambda root: {}
+)
 
 
 class CloneTask(pydantic.BaseModel):
@@ -95,7 +97,7 @@ def clone_tool(
                 f"you are a clone {depth} level(s) deep and clones may nest only {max_depth} deep: "
                 "do this task yourself."
             )
-        counts: dict[str, int] = context.shared.setdefault(_COUNTS_KEY, {})
+        counts = context.tree_state(_CLONES_SPAWNED)
         spawned = counts.get(context.run_id, 0)
         if spawned >= max_clones:
             raise ToolError(
@@ -155,7 +157,7 @@ def _forkable_history(messages: list[Message]) -> list[Message]:
 
 async def _shared_summary(context: RunContext, instructions: str) -> str:
     # Clones spawned in one master turn share one summary: one model call, not one per clone.
-    summaries: dict[tuple[str, int], asyncio.Task[str]] = context.shared.setdefault(_SUMMARIES_KEY, {})
+    summaries = context.tree_state(_SUMMARIES)
     key = (context.run_id, len(context.messages))
     if key not in summaries:
         summaries[key] = asyncio.ensure_future(_summarise(context, instructions))

@@ -24,10 +24,9 @@ from typing import Any
 
 from ..events import Notice
 from ..messages import ToolCall
-from ..run_context import RunContext
+from ..run_context import RunContext, TreeState
 from ..tools import IdempotencyKey, Tool, tool_from_function
 
-_SHARED_KEY = "retinue.decisions"
 _STATE_NAME = "decisions"  # its name in the journal
 
 
@@ -64,13 +63,7 @@ class DecisionRecord:
     @staticmethod
     def of(context: RunContext) -> DecisionRecord:
         """The record shared by the whole tree `context` belongs to (as its journal saved it, on resume)."""
-        record = context.shared.get(_SHARED_KEY)
-        if record is None:
-            saved = context.journal.load_state(_STATE_NAME)
-            record = DecisionRecord() if saved is None else DecisionRecord.from_json(saved)
-            context.shared[_SHARED_KEY] = record
-        assert isinstance(record, DecisionRecord)
-        return record
+        return context.tree_state(DECISION_RECORD)
 
     def propose(self, decision: Decision, *, overrule: bool = False, key: str | None = None) -> DecisionConflict | None:
         """Record `decision` unless it contradicts an earlier one by another agent (then return the conflict).
@@ -144,6 +137,15 @@ class DecisionRecord:
             note = f" ({decision.note})" if decision.note else ""
             lines.append(f"- {decision.topic}: {decision.value} [decided by {decision.decided_by}]{note}")
         return "\n".join(lines)
+
+
+def _saved_record(root: RunContext) -> DecisionRecord:
+    """The tree's record as its journal saved it: empty for a new tree or one without a journal."""
+    saved = root.journal.load_state(_STATE_NAME)
+    return DecisionRecord() if saved is None else DecisionRecord.from_json(saved)
+
+
+DECISION_RECORD = TreeState("decision record", _saved_record)  # one per run tree, read by the lead and specialists
 
 
 def record_decision_tool(*, can_overrule: bool) -> Tool:

@@ -20,14 +20,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..events import Notice
-from ..run_context import RunContext
+from ..run_context import RunContext, TreeState
 from ..tools import Tool, parse_docstring, tool_from_function
 
 if TYPE_CHECKING:
     from ..sandbox import Sandbox, SandboxLimits
     from ..sandbox.workspace import CopyReport, FileInfo
 
-_SANDBOXES_KEY = "retinue.sandboxes"
+# A run given two environments (its own and a specialist's, say) has a sandbox of each.
+_SANDBOXES: TreeState[dict[tuple[int, str], asyncio.Future[Sandbox]]] = TreeState(
+    "sandboxes, by environment id and run id", lambda root: {}
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,7 +148,7 @@ class ScriptingEnvironment:
 
     async def _sandbox(self, context: RunContext) -> Sandbox:
         # One sandbox per agent run, started on first use; concurrent tool calls await the same start.
-        sandboxes: dict[tuple[int, str], asyncio.Future[Sandbox]] = context.shared.setdefault(_SANDBOXES_KEY, {})
+        sandboxes = context.tree_state(_SANDBOXES)
         key = (id(self), context.run_id)
         if key not in sandboxes:
             sandboxes[key] = asyncio.ensure_future(self._start_sandbox(context))
@@ -173,7 +176,7 @@ class ScriptingEnvironment:
                 self._announce_artifacts(report, context)
             finally:
                 await sandbox.close()
-                context.shared[_SANDBOXES_KEY].pop((id(self), context.run_id), None)
+                context.tree_state(_SANDBOXES).pop((id(self), context.run_id), None)
 
         context.on_finish(close)
         return sandbox

@@ -44,7 +44,7 @@ from ..messages import (
 from ..model_calls import build_request
 from ..models.base import Model
 from ..models.windows import context_window_of
-from ..run_context import RunContext
+from ..run_context import RunContext, TreeState
 from ..tools import Tool, tool_from_function
 from ..usage import Usage
 from . import workspace
@@ -55,7 +55,6 @@ from .conversation import (
 )
 from .workspace import READ_TOOL_NAME, OutputStore
 
-_STATE_KEY = "retinue.context:"
 # Exact counts cost a round trip, so they are fetched only once an estimate is this close to the trigger.
 _EXACT_COUNT_FROM = 0.8
 
@@ -109,6 +108,9 @@ class _RunState:
     last_request: tuple[int, int, int] | None = None  # raw estimate, input tokens and requests before it
     told_window_unknown: bool = False
     told_no_counter: bool = False
+
+
+_RUN_STATES: TreeState[dict[str, _RunState]] = TreeState("compaction state, by run id", lambda root: {})
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -239,13 +241,12 @@ class CompactingPolicy:
         return self._state(context).estimator
 
     def _state(self, context: RunContext, model: Model | None = None) -> _RunState:
-        # Run state rides on the run tree's shared dict: it lives as long as the run and no longer.
-        key = _STATE_KEY + context.run_id
-        state = context.shared.get(key)
-        if not isinstance(state, _RunState):
+        # One state per run, kept with its tree's state: it goes when the tree does.
+        states = context.tree_state(_RUN_STATES)
+        state = states.get(context.run_id)
+        if state is None:
             model_id = (model or context.agent.resolved_model()).model_id
-            state = _RunState(TokenEstimator(model_id))
-            context.shared[key] = state
+            state = states[context.run_id] = _RunState(TokenEstimator(model_id))
         return state
 
     def _store(self, context: RunContext) -> OutputStore:
