@@ -1,4 +1,4 @@
-"""The UI in a real headless browser, watching a run live: approve in the page, replay a step.
+"""The UI in a real headless browser, watching a run live: approve in the page, replay a step, resume a run.
 
 Needs Debian's chromium (`apt-get install chromium`) and the Playwright Python
 package; Playwright's own browser download is not used. Screenshots go to
@@ -11,11 +11,15 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from retinue.messages import AssistantMessage
 from retinue.store import RunStore
 from retinue.testing.scripted import ScriptedModel
 from retinue.ui import UIServer
 from store.trace_samples import SampleRun
+
+from .test_durable_view import RUN_ID, agent_workdir, booker, kill_inside_booking
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
@@ -70,4 +74,40 @@ async def test_a_live_run_updates_in_the_page_and_is_approved_and_replayed_there
             await page.screenshot(path=str(ARTIFACTS / "replay_of_a_step.png"), full_page=True)
 
             assert KEY not in await page.content()
+    assert page_problems == []
+
+
+async def test_the_durable_view_shows_a_killed_run_interrupted_and_resumes_it_to_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, browser_page: Any, page_problems: list[str]
+) -> None:
+    page = browser_page
+    killed = kill_inside_booking(agent_workdir(tmp_path, monkeypatch))
+    with RunStore(killed.store) as store:
+        async with UIServer(store, port=0, poll_interval=0.05, journal=killed.journal, agents=[booker()]) as ui:
+            await page.goto(ui.url + "#durable")
+            item = page.locator("#durable-list .run-item", has_text=RUN_ID)
+            await item.locator(".pill", has_text="interrupted").wait_for(timeout=10_000)
+            assert "book car" in await item.inner_text()
+
+            await item.click()
+            detail = page.locator("#detail")
+            await detail.locator(".run-header .pill", has_text="interrupted").wait_for()
+            assert "Its process died (or was killed)" in await detail.locator(".durable-note").inner_text()
+            assert await detail.locator("[data-stat=turns] .value").inner_text() == "1"
+            await page.screenshot(path=str(ARTIFACTS / "durable_run_interrupted.png"), full_page=True)
+
+            await detail.get_by_role("button", name="Resume").click()
+            await detail.locator(".run-header .pill", has_text="finished (completed)").wait_for(timeout=15_000)
+            assert await detail.locator("[data-stat=turns] .value").inner_text() == "2"
+            assert "1 call" in await detail.locator("[data-stat=replayed] .value").inner_text()
+            assert "Resumed here: booker: completed" in await detail.inner_text()
+            assert await item.locator(".pill", has_text="finished (completed)").count() == 1
+            assert await detail.get_by_role("button", name="Resume").count() == 0
+            await page.screenshot(path=str(ARTIFACTS / "durable_run_resumed.png"), full_page=True)
+
+            # Its trace, on the Runs page: the same run, finished there too, with the answer.
+            await detail.get_by_role("link", name="Open its trace").click()
+            await page.locator(".run-header .pill", has_text="completed").wait_for(timeout=10_000)
+            await page.locator(".answer", has_text="booked car").first.wait_for()
+    assert killed.lines("served.log") == ["book car 0", "book car 1"]
     assert page_problems == []

@@ -12,6 +12,10 @@ any other address without an access token. Without a token it answers only
 requests addressed to a loopback host name, so a web page cannot reach it by
 DNS rebinding; state-changing requests (approve, deny, replay) need a custom
 header, which a cross-site form or image cannot send.
+
+Durable runs come from the journal instead (`--journal`, see `durable_views`):
+their state, and a Resume action that goes on with a run in this server's
+event loop, recording it into the trace store like any other run.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ import hmac
 import ipaddress
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -36,14 +41,18 @@ from ..store import InterruptedRunError, RunStore, replay_call, usage_by_agent
 from ..store.replay import ModelResolver, describe_response
 from ..store.serialize import dumps
 from .approver import UIApprover
+from .durable_views import DurableRuns, ResumeRefused
 from .eval_views import LoadedReport, eval_report, eval_reports, load_eval_report
 from .improve_views import improvement_files, improvement_run, improvement_runs
 from .saved_files import SavedFiles
 
+if TYPE_CHECKING:
+    from ..agent import Agent
+
 log = logging.getLogger("retinue.ui")
 
 STATIC_DIR = Path(__file__).parent / "static"
-SCRIPTS = frozenset({"svg.js", "timeline.js", "evals.js", "improve.js", "app.js"})
+SCRIPTS = frozenset({"svg.js", "timeline.js", "evals.js", "improve.js", "durable.js", "app.js"})
 """The page's scripts, by name: only these are served, so a path cannot reach any other file."""
 TOKEN_COOKIE = "retinue_token"
 CSRF_HEADER = "X-Retinue"
@@ -93,6 +102,11 @@ class UIServer:
     beside the store, where `retinue eval` saves them; improvement runs from
     `improve_dir`, by default `improve` beside the store, where `retinue
     improve` records them.
+
+    Durable runs are read from the journal at `journal` (a SQLite path or a
+    postgresql:// URL; None: none), and resumed with the agent they started
+    with: an application's as its launch record says, any other with the agent
+    of its name among `agents`.
     """
 
     def __init__(
@@ -108,6 +122,8 @@ class UIServer:
         recheck_interval: float = 2.0,
         evals_dir: Path | None = None,
         improve_dir: Path | None = None,
+        journal: str | os.PathLike[str] | None = None,
+        agents: Iterable[Agent[Any]] = (),
     ) -> None:
         if token is not None and len(token) < MIN_TOKEN_LENGTH:
             raise ConfigurationError(
@@ -136,6 +152,7 @@ class UIServer:
         self._closing = False
         self.eval_reports = SavedFiles[LoadedReport](evals_dir or reports_dir(store.path), load_eval_report)
         self.improvement_runs = improvement_files(improve_dir or store.path.parent / "improve")
+        self.durable_runs = DurableRuns(journal, store, self.approver(), agents)
 
     @property
     def url(self) -> str:
@@ -162,6 +179,9 @@ class UIServer:
         app.router.add_get("/api/evals/{report_id}", self._eval)
         app.router.add_get("/api/improve", self._improvement_runs)
         app.router.add_get("/api/improve/{run_id}", self._improvement_run)
+        app.router.add_get("/api/durable", self._durable_runs)
+        app.router.add_get("/api/durable/{run_id}", self._durable_run)
+        app.router.add_post("/api/durable/{run_id}/resume", self._resume)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, self.host, self.port)
@@ -178,6 +198,7 @@ class UIServer:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
+        await self.durable_runs.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -326,6 +347,25 @@ class UIServer:
             raise web.HTTPNotFound(text=f"No improvement run {run_id!r} in {self.improvement_runs.directory}.")
         return _json_response(_redacted_json(body))
 
+    async def _durable_runs(self, request: web.Request) -> web.StreamResponse:
+        listing = await asyncio.to_thread(self.durable_runs.listing)
+        return _json_response(_redacted_json(listing))
+
+    async def _durable_run(self, request: web.Request) -> web.StreamResponse:
+        run_id = request.match_info["run_id"]
+        body = await asyncio.to_thread(self.durable_runs.detail, run_id)
+        if body is None:
+            problem = self.durable_runs.problem
+            raise web.HTTPNotFound(text=problem or f"No durable run {run_id!r} in {self.durable_runs.where}.")
+        return _json_response(_redacted_json(body))
+
+    async def _resume(self, request: web.Request) -> web.StreamResponse:
+        try:
+            started = await self.durable_runs.resume(request.match_info["run_id"])
+        except ResumeRefused as refused:
+            return web.Response(text=current_redactor()(str(refused)), status=refused.status)
+        return _json_response(_redacted_json(started), status=202)
+
     async def _decide(self, request: web.Request) -> web.StreamResponse:
         body = await _json_body(request)
         run_id, tool_call_id, approved = body.get("run_id"), body.get("tool_call_id"), body.get("approved")
@@ -449,14 +489,29 @@ def serve(
     port: int = 8765,
     token: str | None = None,
     models: Iterable[str] = (),
+    journal: str | os.PathLike[str] | None = None,
+    agents: Iterable[Agent[Any]] = (),
 ) -> None:
-    """Serve the UI until interrupted (what `retinue ui` runs); replays may also use `models`."""
-    server = UIServer(store, host=host, port=port, token=token, models=models)
+    """Serve the UI until interrupted (what `retinue ui` runs); replays may also use `models`.
+
+    Durable runs come from `journal`, and are resumed with their application or one of `agents`.
+    """
+    from ..models.resolve import close_resolved_models
+
+    server = UIServer(store, host=host, port=port, token=token, models=models, journal=journal, agents=agents)
 
     async def main() -> None:
-        async with server:
-            print(f"retinue UI on {server.url}  (store: {store.path}; Ctrl-C to stop)", file=sys.stderr, flush=True)
-            await asyncio.Event().wait()
+        try:
+            async with server:
+                journal_shown = f"; journal: {server.durable_runs.where}" if journal is not None else ""
+                print(
+                    f"retinue UI on {server.url}  (store: {store.path}{journal_shown}; Ctrl-C to stop)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                await asyncio.Event().wait()
+        finally:
+            await close_resolved_models()  # what the models of replays opened in this loop
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())

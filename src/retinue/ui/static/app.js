@@ -78,7 +78,7 @@ function select(runId) {
   if (state.selected === runId) return;
   state.selected = runId;
   state.tree = null;
-  history.replaceState(null, "", "#run=" + runId);
+  history.replaceState(null, "", "#run=" + encodeURIComponent(runId));
   closeDrawer();
   renderRuns();
   renderDetail();
@@ -352,10 +352,11 @@ window.addEventListener("resize", redrawTimeline);
 // -- pages ---------------------------------------------------------------------------------------
 
 // The address says the page: "#run=ID" (or nothing) for runs, "#evals" and "#eval=ID" for eval reports,
-// "#improve" and "#improve=ID" for improvement runs.
+// "#improve" and "#improve=ID" for improvement runs, "#durable" and "#durable=ID" for durable runs.
 const PAGES = {
   evals: { list: "#evals", item: "#eval=", title: "eval reports", show: showEvals },
   improve: { list: "#improve", item: "#improve=", title: "improvement runs", show: showImprovementRuns },
+  durable: { list: "#durable", item: "#durable=", title: "durable runs", show: showDurableRuns },
 };
 
 function decoded(text) {
@@ -385,8 +386,9 @@ function route() {
     return;
   }
   document.title = "retinue · runs";
-  const runMatch = /run=([0-9a-f]+)/.exec(hash);
-  if (runMatch && runMatch[1] !== state.selected) select(runMatch[1]);
+  // Any run id: a durable run's is whatever its starter chose ("trip-42"), not only hex.
+  const runId = hash.startsWith("#run=") ? decoded(hash.slice("#run=".length)) : null;
+  if (runId && runId !== state.selected) select(runId);
   else if (changed) renderDetail();
 }
 
