@@ -518,6 +518,12 @@ def tracing(quick: bool) -> list[Row]:
     return [_row_from_helper("tracing", row) for row in bench_tracing.run(quick)]
 
 
+def kill_sweep(quick: bool) -> list[Row]:
+    import bench_kill_sweep
+
+    return [_row_from_helper("kill sweep", row) for row in bench_kill_sweep.run(quick)]
+
+
 def _row_from_helper(scenario: str, row: dict[str, Any]) -> Row:
     """A row from benchmarks/bench_*.py, whose numeric target is an upper bound."""
     target, value = row.get("target"), float(row["value"])
@@ -538,6 +544,7 @@ SCENARIOS: dict[str, Callable[[bool], list[Row]]] = {
     "sandbox": sandbox,
     "tracing": tracing,
     "journal": journal_overhead,
+    "kill-sweep": kill_sweep,
 }
 
 

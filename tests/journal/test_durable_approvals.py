@@ -32,8 +32,8 @@ from retinue.testing.scripted import Reply, ScriptedModel, call
 
 from .conftest import Backend
 from .durable_scenarios import PROMPT, RUN_ID, SCENARIOS, World, read_lines, world_for
+from .kill_sweep import AtKill, Child
 from .test_journal import Gate, cut_off_inside
-from .test_random_kills import AtKill, Child
 
 
 def paying_agent(paid: list[str], script: list[Reply] | None = None) -> Agent[Any]:

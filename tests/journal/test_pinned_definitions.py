@@ -25,8 +25,8 @@ from retinue.testing.scripted import ScriptedModel, call
 
 from .conftest import Backend
 from .durable_scenarios import PROMPT, RUN_ID, World, changed_single_agent, single_agent, world_for
+from .kill_sweep import AtKill, Child, baseline, check_against_baseline, refuse_uncertain
 from .test_journal import Gate, cut_off_inside, gated
-from .test_random_kills import AtKill, Child, baseline, check_against_baseline, refuse_uncertain
 
 
 def team(gate: Gate, flights_instructions: str = "You book flights.") -> Agent[Any]:
