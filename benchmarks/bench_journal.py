@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from bench_common import postgres_cluster_if_installed
 from retinue import Agent, Limits, tool
 from retinue.journal import Journal, SQLiteJournal
 from retinue.messages import ModelRequest, ToolCall
@@ -288,20 +289,8 @@ def _rows_of(backend: Backend, quick: bool) -> list[dict[str, Any]]:
 
 @contextlib.contextmanager
 def _postgres() -> Iterator[PostgresBackend | None]:
-    from retinue.testing.postgres_cluster import PostgresCluster, find_initdb
-
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        print("bench_journal: psycopg is not installed, Postgres is left out", file=sys.stderr)
-        yield None
-        return
-    if find_initdb() is None:
-        print("bench_journal: Postgres's initdb is not installed, Postgres is left out", file=sys.stderr)
-        yield None
-        return
-    with PostgresCluster.start(durable=True) as cluster:
-        yield PostgresBackend(cluster)
+    with postgres_cluster_if_installed("bench_journal", durable=True) as cluster:
+        yield None if cluster is None else PostgresBackend(cluster)
 
 
 def run(quick: bool) -> list[dict[str, Any]]:

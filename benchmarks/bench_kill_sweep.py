@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import contextlib
 import functools
 import os
 import random
@@ -47,6 +46,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the trials and checks are the kill tests' own, in tests/
 
 from tests.journal.kill_sweep import Sweep, TrialFailure, kill_and_resume  # noqa: E402
+
+from bench_common import markdown_table, postgres_cluster_if_installed  # noqa: E402
 
 POINTS = 50  # per scenario and backend, as the issue asks
 QUICK_POINTS = 2
@@ -91,25 +92,6 @@ def journal_sweeps(
         url_for = functools.partial(journal_url_for, scenario)
         sweep = asyncio.run(kill_and_resume(scenario, directory / backend / scenario, points, url_for))
         yield SweepRow(backend, scenario, sweep, time.perf_counter() - started)
-
-
-@contextlib.contextmanager
-def postgres_cluster() -> Iterator[Any]:
-    """A throwaway Postgres cluster, or None (saying why on stderr) without Postgres's binaries or psycopg."""
-    from retinue.testing.postgres_cluster import PostgresCluster, find_initdb
-
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        print("bench_kill_sweep: psycopg is not installed, Postgres is left out", file=sys.stderr)
-        yield None
-        return
-    if find_initdb() is None:
-        print("bench_kill_sweep: Postgres's initdb is not installed, Postgres is left out", file=sys.stderr)
-        yield None
-        return
-    with PostgresCluster.start() as cluster:
-        yield cluster
 
 
 def temporal_sweeps(points: int, directory: Path) -> list[SweepRow]:
@@ -186,7 +168,7 @@ def sweep_rows(points: int, backends: list[str]) -> list[SweepRow]:
         if "sqlite" in backends:
             rows += journal_sweeps("sqlite", points, lambda scenario, name: None, directory)
         if "postgres" in backends:
-            with postgres_cluster() as cluster:
+            with postgres_cluster_if_installed("bench_kill_sweep") as cluster:
                 if cluster is not None:
 
                     def database(scenario: str, name: str) -> str:  # one per trial: each starts the run afresh
@@ -199,14 +181,9 @@ def sweep_rows(points: int, backends: list[str]) -> list[SweepRow]:
 
 
 def render(rows: list[SweepRow]) -> str:
-    header = ["backend", "scenario", "trials", *OUTCOMES, "failed", "failed checks", "wall s"]
-    table = [header, *(row.cells() for row in rows)]
-    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    lines = [
-        "| " + " | ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)) + " |" for line in table
-    ]
-    lines.insert(1, "|" + "|".join("-" * (width + 2) for width in widths) + "|")
-    return "\n".join(lines)
+    return markdown_table(
+        ["backend", "scenario", "trials", *OUTCOMES, "failed", "failed checks", "wall s"], [row.cells() for row in rows]
+    )
 
 
 def run(quick: bool) -> list[dict[str, Any]]:

@@ -36,6 +36,7 @@ import aiohttp
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from bench_common import markdown_table  # noqa: E402
 from retinue import Agent, tool  # noqa: E402
 from retinue.architectures import lead_agent  # noqa: E402
 from retinue.events import EventSink  # noqa: E402
@@ -549,14 +550,7 @@ SCENARIOS: dict[str, Callable[[bool], list[Row]]] = {
 
 
 def render(rows: list[Row]) -> str:
-    header = ["scenario", "what", "measured", "target", "met"]
-    table = [header, *(row.cells() for row in rows)]
-    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    lines = [
-        "| " + " | ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)) + " |" for line in table
-    ]
-    lines.insert(1, "|" + "|".join("-" * (width + 2) for width in widths) + "|")
-    return "\n".join(lines)
+    return markdown_table(["scenario", "what", "measured", "target", "met"], [row.cells() for row in rows])
 
 
 def main() -> None:
