@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any, Literal
@@ -21,8 +22,9 @@ from typing import Any, Literal
 from retinue import Agent, Limits
 from retinue.approvals import Approval, ApprovalRequest, Approver, ask, unattended
 from retinue.architectures import ScriptingEnvironment, clone_tool, lead_agent
-from retinue.messages import ModelSettings
+from retinue.messages import ModelSettings, SendBack, ToolResultsMessage, UserMessage, is_answer_sent_back
 from retinue.models.base import Model
+from retinue.run_context import RunContext
 from retinue.tools import Tool
 
 from .catalog import data_text
@@ -47,7 +49,7 @@ authorised the person asking."""
 # once asked the user how many nights instead of planning: the rule on what was left open is for that.
 LEAD_INSTRUCTIONS = f"""You are a travel assistant. Only your specialists can search. For a trip:
 1. ask_flights, giving the cities and the date the user gave.
-2. ask_hotels, giving the city and the nights of the stay.
+2. ask_hotels, giving the destination city (where the traveller goes, not where they leave from) and the dates.
 3. Answer with the plan written out: the flight (number, date, times, price) and the hotel (name, nights, total
 price) they found, and what the trip costs in all. Nothing is booked until the traveller chooses.
 Ask ask_cars or ask_weather only if the user mentions a car or the weather. Pass on no wish the user did not state
@@ -61,9 +63,11 @@ Use record_decision only for a choice the traveller made that every specialist m
 # Asked for "the best options" briefly, the 1.5B's hotels specialist described the search ("the hotels are sorted
 # by price and include options for wifi...") and named no hotel: one line per option, field by field, it follows.
 SPECIALIST_INSTRUCTIONS = {
-    "flights": "You are the flights specialist. Find flights for the question. Answer with the two best, one line "
-    "each: flight number, airline, date, departure and arrival times, stops, cabin, price.",
-    "hotels": "You are the hotels specialist. Find hotels for the stay. Answer with the two best, one line each: "
+    "flights": "You are the flights specialist. Find flights for the question: search_flights shows all you "
+    "answer with. Answer with the two best, one line each: flight number, airline, date, departure and arrival "
+    "times, stops, cabin, price.",
+    "hotels": "You are the hotels specialist. Find hotels in the city the traveller goes to, for the stay: a 3-day "
+    "trip from the 12th checks in on the 12th and out on the 14th. Answer with the two best, one line each: "
     "hotel name and id, neighbourhood, price per night, total for the stay, cancellation policy.",
     "cars": "You are the car-rental specialist. Find rental cars for the question. Answer with the two best, one "
     "line each: car id, company, class, price per day, total.",
@@ -91,9 +95,9 @@ it, fix it until it works, and book through the host API what the traveller chos
 flight numbers, hotel names, dates and prices.
 {CONTEXT}"""
 
-# A specialist's reply is a tool call or a brief answer: 400 tokens hold either. Unbounded, Qwen2.5-Coder-1.5B once
-# spent its whole 1,024-token allowance (several minutes on 2 cores) on one specialist answer.
-SPECIALIST_SETTINGS = ModelSettings(max_tokens=400)
+# A specialist's reply is a tool call or a two-line answer: 300 tokens hold either. Unbounded, Qwen2.5-Coder-1.5B
+# once spent its whole 1,024-token allowance (several minutes on 2 cores) on one specialist answer.
+SPECIALIST_SETTINGS = ModelSettings(max_tokens=300)
 
 # Twelve model calls per agent and user message are plenty for these tasks; the last one must be an answer.
 DEFAULT_LIMITS = Limits(max_turns=12, answer_on_last_turn=True)
@@ -101,6 +105,48 @@ DEFAULT_LIMITS = Limits(max_turns=12, answer_on_last_turn=True)
 # A specialist answers one question: a search, perhaps a closer look, an answer. Given twelve turns, the 1.5B's flights
 # specialist searched three days and looked up every flight of each in turn before it answered.
 SPECIALIST_TURNS = 3
+
+
+FLIGHT_NUMBER = re.compile(r"\b[A-Z]{2}\d{2,4}\b")
+HOTEL_ID = re.compile(r"\bH-[A-Z]{3}-\d{2}\b")
+
+
+def plan_names_what_was_found(context: RunContext, answer: str) -> SendBack | None:
+    """An answer check for the lead: a plan names a flight and a hotel its specialists found, if they found any.
+
+    Asked for flights and then hotels, Qwen2.5-Coder-1.5B answered with the hotels specialist's words alone, the
+    flight it had been given left out.
+    """
+    found: dict[str, list[str]] = {"ask_flights": [], "ask_hotels": []}
+    for message in reversed(context.messages):
+        if isinstance(message, UserMessage) and not is_answer_sent_back(message):
+            break
+        if isinstance(message, ToolResultsMessage):
+            for result in message.results:
+                if result.name in found and not result.is_error:
+                    found[result.name].append(result.content)
+    missing = []
+    flights = {number for text in found["ask_flights"] for number in FLIGHT_NUMBER.findall(text)}
+    if flights and not flights & set(FLIGHT_NUMBER.findall(re.sub(r"\b([A-Z]{2}) (\d)", r"\1\2", answer))):
+        missing.append(f"the flight (one of {', '.join(sorted(flights))}: number, times, price)")
+    hotels = _hotel_names(found["ask_hotels"])
+    if hotels and not any(name.lower() in answer.lower() for name in hotels):
+        missing.append(f"the hotel (one of {', '.join(hotels)}: name, nights, total price)")
+    if not missing:
+        return None
+    # An answer, not another search: sent back in words alone, the 1.5B asked for cars nobody wanted.
+    problem = f"Your plan leaves out {' and '.join(missing)}. Write the whole plan, with what the trip costs in all."
+    return SendBack(problem, reply_with="an answer")
+
+
+def _hotel_names(answers: list[str]) -> list[str]:
+    # Each hotel as its id and its brand, the first two words of its name ("H-JFK-09", "Cedar House"): a plan may
+    # write either, and the neighbourhood its own way.
+    names: list[str] = []
+    for text in answers:
+        for match in re.finditer(r"\b(H-[A-Z]{3}-\d{2})\b[ ,(]*([A-Z][\w'&.-]* [A-Z][\w'&.-]*)?", text):
+            names.extend(item for item in match.groups() if item and item not in names)
+    return names
 
 
 def build_assistant(
@@ -142,6 +188,7 @@ def build_assistant(
             specialists_decide=False,
             # Every trip needs a way there and a bed; cars and weather only when asked for.
             remind_unasked=("flights", "hotels"),
+            answer_checks=(plan_names_what_was_found,),
             model=model,
             limits=limits,
         )

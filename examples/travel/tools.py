@@ -30,7 +30,9 @@ from .world import CarOffer, FlightOffer, HotelOffer, TravelWorld
 # returns what the first one did instead of booking twice. A script's host API calls them without one.
 NO_KEY = IdempotencyKey("")
 
-SHOWN_RESULTS = 5
+# Three results and the count of the rest: shown ten hotels, the 1.5B's hotels specialist spent its whole answer
+# allowance copying them; filters and sort_by reach the others.
+SHOWN_RESULTS = 3
 MAX_FORECAST_DAYS = 14
 DOMAINS = ("flights", "hotels", "cars", "weather", "bookings")
 
@@ -162,7 +164,7 @@ def flight_tools(world: TravelWorld) -> list[Tool]:
     ) -> str:
         """Find flights on one day between two cities or airports, best first.
 
-        Shows the top 5 with how many more matched. Times are local to each airport.
+        Shows the top 3 with how many more matched. Times are local to each airport.
 
         Args:
             origin: City name or IATA airport code (3 letters). A city name searches all its airports; use a code only
@@ -275,7 +277,7 @@ def hotel_tools(world: TravelWorld) -> list[Tool]:
     ) -> str:
         """Find hotels in a city with rooms free for the whole stay, best first.
 
-        Shows the top 5 with how many more matched, each with its id, neighbourhood, price, check-in time,
+        Shows the top 3 with how many more matched, each with its id, neighbourhood, price, check-in time,
         amenities and cancellation policy.
 
         Args:
@@ -367,7 +369,7 @@ def car_tools(world: TravelWorld) -> list[Tool]:
     ) -> str:
         """Find rental cars to pick up at a city's main airport, free for the whole rental, cheapest first.
 
-        Shows the top 5 with how many more matched. A same-day return is charged as one day.
+        Shows the top 3 with how many more matched. A same-day return is charged as one day.
 
         Args:
             location: City name or IATA airport code (3 letters).

@@ -17,7 +17,7 @@ from .errors import ConfigurationError
 from .events import Event, EventSink, RunFinished, fan_out, guard_listener
 from .limits import Budget, Limits
 from .loop import run_loop
-from .messages import Message, ModelSettings
+from .messages import Message, ModelSettings, SendBack
 from .model_calls import ToolOffer
 from .models.base import Model, close_model
 from .output import output_tool
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .journal import Journal
     from .journal.journal import JournalledRun, RunJournal
 
-AnswerCheck: TypeAlias = Callable[[RunContext, str], str | None]
+AnswerCheck: TypeAlias = Callable[[RunContext, str], str | SendBack | None]
 """A check of a final text answer: the problem to send back to the model, or None (see `Agent`)."""
 
 ToolScheduling: TypeAlias = Literal["concurrent", "sequential"]
@@ -53,7 +53,8 @@ class Agent(Generic[OutputT]):
         tool_timeout: Seconds a tool may run before it is stopped (a tool's own timeout wins).
         max_tool_concurrency: At most this many tool calls of one turn run at once; None for no cap.
         max_tool_output_chars: Longer tool outputs are truncated, with a note saying how much was cut.
-        output_retries: How many times an invalid final answer is sent back for another try.
+        output_retries: How many times in a row an invalid final answer is sent back for another try (a turn
+            that calls tools starts the count again).
         context_policy: Compaction and tool-output offloading for long runs (see `retinue.context`).
         tool_scheduling: How the tool calls of one model turn run. "concurrent" (the default) starts them all
             at once, sync tools in threads where they may block (see `tool`), so two calls of a tool that is

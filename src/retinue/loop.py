@@ -40,13 +40,14 @@ from .events import (
 )
 from .limits import Budget, LimitReached
 from .messages import (
-    ANSWER_SENT_BACK_MARK,
     AssistantMessage,
     Message,
+    SendBack,
     ToolCall,
     ToolResult,
     ToolResultsMessage,
     UserMessage,
+    is_answer_sent_back,
 )
 from .model_calls import build_request, send_request
 from .models.base import Model, TextSink, model_spec
@@ -97,6 +98,7 @@ async def run_loop(
                 message = await call_model(agent, model, context, on_text)
                 match await take_turn(agent, message, tools, context):
                     case RunAgain():
+                        retries_left = agent.output_retries  # the model acted on what it was told
                         continue
                     case Answered(output):
                         ending = Completed(output)
@@ -239,21 +241,22 @@ async def take_turn(
     Text alone is a final answer. So is a call to the output tool; the other calls of that turn are then not
     run, and their results say so. Any other tool calls are run.
     """
+    _drop_answered_note(context.messages, message)
     calls = message.tool_calls
     if not calls:
         output = parse_text_output(agent.output_type, message.text)
         if not output.valid:
             context.messages.append(UserMessage(output.problem))
             return RetryAnswer(output.problem)
-        problem = next(filter(None, (check(context, message.text) for check in agent.answer_checks)), None)
-        if problem is None:
+        sent_back = _first_problem(agent, context, message.text)
+        if sent_back is None:
             return Answered(output.value)
         # The answer leaves the conversation (the trace keeps it): a small model shown its own answer copies
         # it word for word once it has done what was missing.
         if context.messages and context.messages[-1] is message:
             context.messages.pop()
-        context.messages.append(UserMessage(f"{ANSWER_SENT_BACK_MARK} {problem}"))
-        return RetryAnswer(problem, settle_for=Answered(output.value))
+        context.messages.append(UserMessage(sent_back.note))
+        return RetryAnswer(sent_back.problem, settle_for=Answered(output.value))
     output_call = next((call for call in calls if call.name == OUTPUT_TOOL_NAME), None)
     if output_call is not None and agent.output_type is not None:
         output = FinalOutput.from_arguments(agent.output_type, output_call.arguments, output_call.invalid_arguments)
@@ -266,6 +269,24 @@ async def take_turn(
         raise turn.stop  # only now that the transcript says what each call did
     context.journal.raise_if_waiting()  # a call waits for a person: the run suspends, its other calls done
     return RUN_AGAIN
+
+
+def _first_problem(agent: Agent[Any], context: RunContext, answer: str) -> SendBack | None:
+    for check in agent.answer_checks:
+        verdict = check(context, answer)
+        if verdict:
+            return SendBack(verdict) if isinstance(verdict, str) else verdict
+    return None
+
+
+def _drop_answered_note(messages: list[Message], message: AssistantMessage) -> None:
+    """Take out the note that sent an answer back, now that `message` replies to it.
+
+    The note is for one turn: left in, Qwen2.5-Coder-1.5B did what it asked, and then, at its next answer, copied
+    the note as its answer. The trace keeps it.
+    """
+    if len(messages) >= 2 and messages[-1] is message and is_answer_sent_back(messages[-2]):
+        del messages[-2]
 
 
 def _output_result(call: ToolCall, output_call: ToolCall, problem: str | None = None) -> ToolResult:

@@ -9,6 +9,7 @@ they stay a stable prefix that prompt caches can hit.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
@@ -53,9 +54,48 @@ ANSWER_SENT_BACK_MARK = "[Answer sent back]"
 """Opens the user message that sends a final answer back to the model (an answer check's problem)."""
 
 
+Reply: TypeAlias = Literal["anything", "a tool call", "an answer"]
+"""What the turn replying to an answer sent back may be: either, or only one of them."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendBack:
+    """An answer check's problem with an answer, and what the turn replying to it may be.
+
+    A plain string from a check is `SendBack(problem)`: the model may answer again or call tools. Told in
+    words to call a tool, Qwen2.5-Coder-1.5B answered by copying the words; told its plan left out the flight,
+    it called a specialist nobody needed. `reply_with` makes the next turn a tool call or an answer.
+    """
+
+    problem: str
+    reply_with: Reply = "anything"
+
+    @property
+    def note(self) -> str:
+        """The user message that carries the problem to the model, marked with what its reply may be."""
+        return f"{_MARKS[self.reply_with]} {self.problem}"
+
+
+_MARKS: dict[Reply, str] = {
+    "anything": ANSWER_SENT_BACK_MARK,
+    "a tool call": "[Answer sent back: call a tool]",
+    "an answer": "[Answer sent back: answer in words]",
+}
+
+
 def is_answer_sent_back(message: Message) -> bool:
     """Whether `message` is the loop sending an answer back, not a message from the user."""
-    return isinstance(message, UserMessage) and message.content.startswith(ANSWER_SENT_BACK_MARK)
+    return isinstance(message, UserMessage) and message.content.startswith(tuple(_MARKS.values()))
+
+
+def reply_asked(messages: Sequence[Message]) -> Reply:
+    """What the next turn may be: "anything", unless it replies to an answer sent back that says otherwise."""
+    last = messages[-1] if messages else None
+    if isinstance(last, UserMessage):
+        for reply, mark in _MARKS.items():
+            if reply != "anything" and last.content.startswith(mark):
+                return reply
+    return "anything"
 
 
 @dataclass(slots=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .events import ModelRequestSent, ModelResponseReceived
-from .messages import Message, ModelRequest, ModelResponse, ToolSchema
+from .messages import Message, ModelRequest, ModelResponse, ToolSchema, reply_asked
 from .models.base import Model, TextSink, model_spec
 from .models.pricing import price_of
 from .tokens import estimate_message_tokens, estimate_request_tokens
@@ -59,12 +59,14 @@ def build_request(
 
     `last_turn` means the run must answer now: this is the last turn `max_turns` allows and the limits set
     `answer_on_last_turn`. The tools stay in the request, so the prompt cache still hits, but the model
-    may not call them.
+    may not call them. A turn replying to an answer check that wants a tool called must call one, and one that wants
+    an answer must answer (`SendBack.reply_with`).
     """
     offer = agent.offered_tools(context.approver)
     settings = agent.settings
-    if last_turn and offer.schemas:
-        settings = dataclasses.replace(settings, tool_choice="none")
+    reply = "an answer" if last_turn else reply_asked(messages)
+    if reply != "anything" and offer.schemas:
+        settings = dataclasses.replace(settings, tool_choice="none" if reply == "an answer" else "required")
     return ModelRequest(
         instructions=agent.instructions_for(context) + offer.unavailable_note,
         messages=list(messages),

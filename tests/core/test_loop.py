@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from retinue import Agent, AssistantMessage, Limits, RunContext, ToolResultsMessage, UserMessage, tool
+from retinue import Agent, AssistantMessage, Limits, RunContext, SendBack, ToolResultsMessage, UserMessage, tool
 from retinue.errors import ModelError, ScriptExhaustedError
 from retinue.events import Event, RunFinished
 from retinue.messages import ModelRequest
@@ -198,3 +198,45 @@ async def test_an_answer_check_sends_an_answer_back_once_and_then_lets_it_stand(
     result = await Agent("a", model=stubborn, answer_checks=[names_a_price], output_retries=2).run("How much?")
     assert result.completed and result.output == "Really cheap."  # retries spent: the answer stands
     assert len(stubborn.requests) == 3
+
+
+async def test_a_note_that_sent_an_answer_back_is_read_once_and_retries_count_again_after_tools() -> None:
+    @tool
+    def price_of(item: str) -> str:
+        """The price of an item."""
+        return f"{item}: $12"
+
+    def names_a_price(context: RunContext, answer: str) -> str | None:
+        return None if "$" in answer else "Give the price in dollars."
+
+    model = ScriptedModel(["It is cheap.", call("price_of", item="tea"), "Cheap, I said.", "Tea costs $12."])
+    agent = Agent("a", model=model, tools=[price_of], answer_checks=[names_a_price], output_retries=1)
+    result = await agent.run("How much is tea?")
+
+    # Once the model has acted on the note, the note leaves the conversation: Qwen2.5-Coder-1.5B copied a note
+    # still standing there as its next answer.
+    assert [m.content for m in model.requests[2].messages if isinstance(m, UserMessage)] == ["How much is tea?"]
+    # One retry in a row: spent before the tool call, and again after it, where a count kept for the whole run
+    # would have let "Cheap, I said." stand.
+    assert result.output == "Tea costs $12."
+    assert len(model.requests) == 4
+
+
+async def test_an_answer_check_can_ask_for_a_tool_call_and_the_retry_must_make_one() -> None:
+    @tool
+    def price_of(item: str) -> str:
+        """The price of an item."""
+        return f"{item}: $12"
+
+    def looked_up(context: RunContext, answer: str) -> SendBack | None:
+        called = any(isinstance(m, ToolResultsMessage) for m in context.messages)
+        return None if called else SendBack("Look the price up with price_of.", reply_with="a tool call")
+
+    model = ScriptedModel(["I will look it up.", call("price_of", item="tea"), "Tea costs $12."])
+    result = await Agent("a", model=model, tools=[price_of], answer_checks=[looked_up]).run("How much is tea?")
+
+    assert result.output == "Tea costs $12."
+    assert [request.settings.tool_choice for request in model.requests] == [None, "required", None]
+    assert model.requests[1].messages[-1] == UserMessage(
+        "[Answer sent back: call a tool] Look the price up with price_of."
+    )

@@ -9,7 +9,7 @@ import pytest
 
 from retinue.errors import ToolError
 from retinue.tools import Tool
-from retinue_travel.tools import DOMAINS, all_tools, make_tools
+from retinue_travel.tools import DOMAINS, SHOWN_RESULTS, all_tools, make_tools
 from retinue_travel.world import TravelWorld
 
 
@@ -83,9 +83,9 @@ def test_dates_in_other_formats_get_a_fix(tools: dict[str, Tool]) -> None:
 def test_results_are_trimmed_with_a_count_of_the_rest(tools: dict[str, Tool]) -> None:
     output = call(tools, "search_cars", location="Denver", pickup_date="2026-12-16", return_date="2026-12-18")
     total = int(output.split(" ", 1)[0])
-    assert total > 5
-    assert output.count("\n- ") == 5
-    assert f"...and {total - 5} more matched" in output
+    assert total > SHOWN_RESULTS
+    assert output.count("\n- ") == SHOWN_RESULTS
+    assert f"...and {total - SHOWN_RESULTS} more matched" in output
     prices = [int(price) for price in re.findall(r"\$(\d+) for 2 day", output)]
     assert prices == sorted(prices)
 

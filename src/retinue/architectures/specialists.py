@@ -24,7 +24,7 @@ import pydantic
 
 from ..agent import Agent
 from ..errors import ConfigurationError, ToolError
-from ..messages import AssistantMessage, ToolCall, UserMessage, is_answer_sent_back
+from ..messages import AssistantMessage, SendBack, ToolCall, UserMessage, is_answer_sent_back
 from ..run_context import RunContext
 from ..tools import Tool, ToolFunction
 from .decisions import DecisionRecord, record_decision_tool
@@ -54,8 +54,9 @@ def specialist(
     question and, with `may_decide`, can record its own (conflicts with earlier
     ones are refused and reported to the lead). With `share_request`, the
     specialist reads the lead's latest user message below the lead's question.
-    `teammates` are the lead's other `ask_` tools: the answer ends by naming
-    those not yet asked about the latest request.
+    `teammates` are the `ask_` tools every request needs: the answer ends by
+    naming those not yet asked about the latest request, or, once all of
+    several have been, by telling the lead to answer.
     """
     consulted = agent
     if share_decisions and may_decide and not any(t.name == "record_decision" for t in agent.tools_for_run()):
@@ -87,6 +88,13 @@ def specialist(
             answer += (
                 f"\n\nNot asked yet about this request: {', '.join(unasked)}. Ask only those the request needs; "
                 "when you have what it needs, answer."
+            )
+        elif len(teammates) > 1:
+            # Told nothing once its team had answered, the 1.5B travel lead went on to ask for cars and weather
+            # nobody wanted, and answered with the last specialist's words instead of the plan.
+            answer += (
+                f"\n\nAsked about this request: {', '.join(teammates)}. Answer the user now with what they found, "
+                "unless the request asks for more."
             )
         return answer
 
@@ -128,7 +136,8 @@ def lead_agent(
     Given names of specialists, only those are named: the ones every request needs (reminded of all four, the
     1.5B asked for cars and weather that nobody wanted). With `send_back_announced_asks`, an answer that says
     the lead will ask a specialist it has not asked about the request ("I will ask the hotels specialist ...")
-    is sent back to be done: the 1.5B wrote that as its final answer, and the run ended there.
+    is sent back, and the next turn must call a tool: the 1.5B wrote that as its final answer, and the run ended
+    there. With named `remind_unasked`, only those specialists are checked.
     """
     # Specialists first: delegating is the lead's job, and models (small ones above all) favour the tools
     # they read first.
@@ -158,15 +167,17 @@ def lead_agent(
     lead_tools += tools
     if send_back_announced_asks:
         checks = tuple(agent_options.pop("answer_checks", ()))
-        needed = [] if isinstance(remind_unasked, bool) else reminded  # named: the ones every request needs
-        agent_options["answer_checks"] = (*checks, _announced_asks_check(specialists, needed))
+        # Named, the ones every request needs are the only ones checked: made to call whatever its answer
+        # mentioned, the 1.5B asked for the cars and weather it offered to look into.
+        checked, needed = (specialists, []) if isinstance(remind_unasked, bool) else (reminded, reminded)
+        agent_options["answer_checks"] = (*checks, _announced_asks_check(checked, needed))
     return Agent(name=name, instructions=instructions, tools=lead_tools, **agent_options)
 
 
 def _announced_asks_check(
     specialists: Sequence[Agent[Any]], needed: Sequence[Agent[Any]]
-) -> Callable[[RunContext, str], str | None]:
-    """An answer check: the problem with an answer that announces asking a specialist instead of asking it.
+) -> Callable[[RunContext, str], SendBack | None]:
+    """An answer check: the problem with an answer that announces asking one of `specialists` instead of asking it.
 
     Of the specialists every request needs (`needed`, as reminded), naming the domain is enough: an answer
     that asks the user about hotels, the hotels specialist unasked, has not done its work.
@@ -184,13 +195,15 @@ def _announced_asks_check(
         domain = re.escape(member.name.rstrip("s"))
         patterns[_ask_tool_name(member)] = re.compile(rf"\b{domain}s?\b|\bask_{domain}s?\b", re.IGNORECASE)
 
-    def check(context: RunContext, answer: str) -> str | None:
+    def check(context: RunContext, answer: str) -> SendBack | None:
         asked = _tools_called_since_request(context)
         for tool, pattern in patterns.items():
             if tool not in asked and pattern.search(answer):
-                return (
+                # The retry must call a tool: told so in words, the 1.5B answered with the words.
+                return SendBack(
                     f"Your answer speaks of asking the {names[tool]} specialist, but you did not call {tool}. "
-                    f"Call {tool} now, or answer without it."
+                    f"Call {tool} now.",
+                    reply_with="a tool call",
                 )
         return None
 

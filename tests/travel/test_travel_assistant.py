@@ -1,0 +1,79 @@
+"""The travel lead's plan names what its specialists found."""
+
+from __future__ import annotations
+
+from retinue.approvals import unattended
+from retinue.messages import ModelRequest, ToolResultsMessage, UserMessage
+from retinue.testing.scripted import ScriptedModel, call
+from retinue_travel.assistant import build_assistant
+from retinue_travel.world import TravelWorld
+
+FLIGHTS_ANSWER = "NS120 Northstar Airlines, 2026-12-12, SFO 06:45 -> JFK 15:20, nonstop, economy, $410."
+HOTELS_ANSWER = "H-JFK-09 Cedar House Upper West Side, $189/night, $378 for 2 nights, non-refundable."
+HOTELS_ONLY = "The best hotel is H-JFK-09 Cedar House Upper West Side, $378 for 2 nights."
+WHOLE_PLAN = "Fly NS120 ($410), stay 2 nights at Cedar House Upper West Side ($378): $788 in all."
+
+
+def travel_team(lead_answers: list[str]) -> ScriptedModel:
+    """One scripted model for the whole team: specialists answer at once, the lead asks both, then answers."""
+    answers = iter(lead_answers)
+
+    def reply(request: ModelRequest) -> object:
+        if request.instructions.startswith("You are the flights specialist"):
+            return FLIGHTS_ANSWER
+        if request.instructions.startswith("You are the hotels specialist"):
+            return HOTELS_ANSWER
+        asked = {r.name for m in request.messages if isinstance(m, ToolResultsMessage) for r in m.results}
+        if "ask_flights" not in asked:
+            return call("ask_flights", question="SFO to New York on 2026-12-12")
+        if "ask_hotels" not in asked:
+            return call("ask_hotels", question="New York, 2026-12-12 to 2026-12-14")
+        return next(answers)
+
+    return ScriptedModel(reply)
+
+
+async def test_a_plan_that_leaves_out_the_flight_is_sent_back_naming_it() -> None:
+    # Qwen2.5-Coder-1.5B, asked for a trip, answered with the hotels specialist's words alone.
+    model = travel_team([HOTELS_ONLY, WHOLE_PLAN])
+    with TravelWorld(seed=0) as world:
+        lead = build_assistant("lead", world, model=model, approver=unattended)
+        result = await lead.run("Plan a 3-day trip from SFO to New York leaving 2026-12-12")
+
+    assert result.output == WHOLE_PLAN
+    sent_back = [
+        m.content
+        for r in model.requests
+        for m in r.messages
+        if isinstance(m, UserMessage) and "leaves out" in m.content
+    ]
+    assert sent_back[0] == (
+        "[Answer sent back: answer in words] Your plan leaves out the flight "
+        "(one of NS120: number, times, price). Write the whole plan, with what the trip costs in all."
+    )
+
+
+async def test_a_plan_naming_the_flight_and_the_hotel_brand_stands() -> None:
+    model = travel_team(["NS 120 at $410 and two nights at Cedar House for $378."])
+    with TravelWorld(seed=0) as world:
+        lead = build_assistant("lead", world, model=model, approver=unattended)
+        result = await lead.run("Plan a 3-day trip from SFO to New York leaving 2026-12-12")
+
+    assert result.output == "NS 120 at $410 and two nights at Cedar House for $378."
+    assert not any("leaves out" in m.content for r in model.requests for m in r.messages if isinstance(m, UserMessage))
+
+
+async def test_a_plan_without_the_hotel_names_the_hotels_found() -> None:
+    model = travel_team(["Fly NS120 for $410.", WHOLE_PLAN])
+    with TravelWorld(seed=0) as world:
+        lead = build_assistant("lead", world, model=model, approver=unattended)
+        result = await lead.run("Plan a 3-day trip from SFO to New York leaving 2026-12-12")
+
+    assert result.output == WHOLE_PLAN
+    [problem] = {
+        m.content
+        for r in model.requests
+        for m in r.messages
+        if isinstance(m, UserMessage) and "leaves out" in m.content
+    }
+    assert "the hotel (one of H-JFK-09, Cedar House: name, nights, total price)" in problem
