@@ -135,7 +135,9 @@ def plan_names_what_was_found(context: RunContext, answer: str) -> SendBack | No
     if not missing:
         return None
     # An answer, not another search: sent back in words alone, the 1.5B asked for cars nobody wanted.
-    problem = f"Your plan leaves out {' and '.join(missing)}. Write the whole plan, with what the trip costs in all."
+    problem = (
+        f"Your plan leaves out {' and '.join(missing)}. Answer with the plan in three lines: Flight, Hotel, Trip total."
+    )
     return SendBack(problem, reply_with="an answer")
 
 

@@ -69,8 +69,8 @@ class Agent(Generic[OutputT]):
             errors exactly as the tools wrote them.
         answer_checks: Functions of the run's context and a final text answer that return a problem for the
             model to fix, or None to accept it. An answer with a problem is sent back (`output_retries` times
-            at most; after that it stands). For what a validator cannot see: an answer that says "I will
-            ask the hotels specialist" instead of asking.
+            at most; after that the first answer sent back stands). For what a validator cannot see: an
+            answer that says "I will ask the hotels specialist" instead of asking.
     """
 
     name: str

@@ -93,20 +93,23 @@ async def run_loop(
             raise setup_error or ConfigurationError(f"Agent '{agent.name}' has no model.")
         budget.require_known_price(model)
         async with wall_clock:
-            retries_left = agent.output_retries
+            retries_left, fallback = agent.output_retries, None
             while (limit := budget.check()) is None:
                 message = await call_model(agent, model, context, on_text)
                 match await take_turn(agent, message, tools, context):
                     case RunAgain():
-                        retries_left = agent.output_retries  # the model acted on what it was told
+                        retries_left, fallback = agent.output_retries, None  # it acted on what it was told
                         continue
                     case Answered(output):
                         ending = Completed(output)
                         break
                     case RetryAnswer(problem, settle_for):
                         retries_left -= 1
-                        if retries_left < 0 and settle_for is not None:
-                            ending = Completed(settle_for.output)
+                        # The first answer sent back is the one kept: the later ones, written under the
+                        # note, have been the note itself, copied.
+                        fallback = fallback or settle_for
+                        if retries_left < 0 and fallback is not None:
+                            ending = Completed(fallback.output)
                             break
                         if retries_left < 0:
                             raise OutputValidationError(problem)
@@ -143,8 +146,8 @@ class Answered(Generic[OutputT]):
 class RetryAnswer:
     """The model's final answer was not valid; `problem` says why, and the model has been told.
 
-    `settle_for` is the answer to keep when no retries are left, if it may stand (an answer check's problem);
-    without one, running out of retries fails the run.
+    `settle_for` is an answer that may stand when no retries are left (an answer check's problem); of those
+    sent back in a row, the first is kept. Without one, running out of retries fails the run.
     """
 
     problem: str
@@ -241,13 +244,18 @@ async def take_turn(
     Text alone is a final answer. So is a call to the output tool; the other calls of that turn are then not
     run, and their results say so. Any other tool calls are run.
     """
-    _drop_answered_note(context.messages, message)
+    answered_note = _drop_answered_note(context.messages, message)
     calls = message.tool_calls
     if not calls:
         output = parse_text_output(agent.output_type, message.text)
         if not output.valid:
             context.messages.append(UserMessage(output.problem))
             return RetryAnswer(output.problem)
+        if answered_note is not None and _copies(message.text, answered_note):
+            # Asked to write its whole plan, Qwen2.5-Coder-1.5B wrote out the note; it named the flight the
+            # check looked for, so only this can tell the copy from a plan.
+            context.messages[-1] = answered_note
+            return RetryAnswer(answered_note.content)
         sent_back = _first_problem(agent, context, message.text)
         if sent_back is None:
             return Answered(output.value)
@@ -279,14 +287,23 @@ def _first_problem(agent: Agent[Any], context: RunContext, answer: str) -> SendB
     return None
 
 
-def _drop_answered_note(messages: list[Message], message: AssistantMessage) -> None:
-    """Take out the note that sent an answer back, now that `message` replies to it.
+def _drop_answered_note(messages: list[Message], message: AssistantMessage) -> UserMessage | None:
+    """Take out the note that sent an answer back, now that `message` replies to it, and return it.
 
     The note is for one turn: left in, Qwen2.5-Coder-1.5B did what it asked, and then, at its next answer, copied
     the note as its answer. The trace keeps it.
     """
-    if len(messages) >= 2 and messages[-1] is message and is_answer_sent_back(messages[-2]):
-        del messages[-2]
+    note = messages[-2] if len(messages) >= 2 and messages[-1] is message else None
+    if not isinstance(note, UserMessage) or not is_answer_sent_back(note):
+        return None
+    del messages[-2]
+    return note
+
+
+def _copies(answer: str, note: UserMessage) -> bool:
+    """Whether `answer` repeats the problem `note` states (its first 60 characters, spacing and case aside)."""
+    problem = note.content.split("] ", 1)[-1]
+    return " ".join(problem.split()).lower()[:60] in " ".join(answer.split()).lower()
 
 
 def _output_result(call: ToolCall, output_call: ToolCall, problem: str | None = None) -> ToolResult:

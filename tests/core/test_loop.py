@@ -196,8 +196,28 @@ async def test_an_answer_check_sends_an_answer_back_once_and_then_lets_it_stand(
 
     stubborn = ScriptedModel(["Cheap.", "Very cheap.", "Really cheap."])
     result = await Agent("a", model=stubborn, answer_checks=[names_a_price], output_retries=2).run("How much?")
-    assert result.completed and result.output == "Really cheap."  # retries spent: the answer stands
+    # Retries spent, the first answer sent back stands: the later ones were written under the note.
+    assert result.completed and result.output == "Cheap."
     assert len(stubborn.requests) == 3
+
+
+async def test_an_answer_that_copies_the_note_does_not_replace_the_answer_sent_back() -> None:
+    def names_the_flight(context: RunContext, answer: str) -> str | None:
+        return None if "NS120" in answer else "Your plan leaves out the flight NS120."
+
+    # What Qwen2.5-Coder-1.5B did with a note asking for the whole plan: it wrote the note.
+    model = ScriptedModel(
+        [
+            "Two nights at Cedar House, $378.",
+            "Your plan leaves out the flight NS120.",
+            "Your plan leaves out the flight NS120.",
+        ]
+    )
+    result = await Agent("lead", model=model, answer_checks=[names_the_flight], output_retries=2).run("Plan it.")
+
+    assert result.output == "Two nights at Cedar House, $378."
+    # The copy was sent back with the same note, not judged as a plan.
+    assert model.requests[2].messages[-1] == UserMessage("[Answer sent back] Your plan leaves out the flight NS120.")
 
 
 async def test_a_note_that_sent_an_answer_back_is_read_once_and_retries_count_again_after_tools() -> None:

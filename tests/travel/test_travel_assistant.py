@@ -49,7 +49,7 @@ async def test_a_plan_that_leaves_out_the_flight_is_sent_back_naming_it() -> Non
     ]
     assert sent_back[0] == (
         "[Answer sent back: answer in words] Your plan leaves out the flight "
-        "(one of NS120: number, times, price). Write the whole plan, with what the trip costs in all."
+        "(one of NS120: number, times, price). Answer with the plan in three lines: Flight, Hotel, Trip total."
     )
 
 

@@ -170,7 +170,8 @@ def lead_agent(
         # Named, the ones every request needs are the only ones checked: made to call whatever its answer
         # mentioned, the 1.5B asked for the cars and weather it offered to look into.
         checked, needed = (specialists, []) if isinstance(remind_unasked, bool) else (reminded, reminded)
-        agent_options["answer_checks"] = (*checks, _announced_asks_check(checked, needed))
+        # First: an answer that only announces an ask is no answer for the other checks to judge.
+        agent_options["answer_checks"] = (_announced_asks_check(checked, needed), *checks)
     return Agent(name=name, instructions=instructions, tools=lead_tools, **agent_options)
 
 
