@@ -12,6 +12,8 @@ sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 packages=""
 command -v bwrap >/dev/null || packages="$packages bubblewrap"
+# The prebuilt engine (xllamacpp) links llama.cpp against the OpenMP runtime.
+ldconfig -p 2>/dev/null | grep -q 'libgomp\.so\.1' || packages="$packages libgomp1"
 if $dev; then
   command -v chromium >/dev/null || packages="$packages chromium"
   command -v node >/dev/null || packages="$packages nodejs npm"
@@ -25,8 +27,9 @@ if [ -n "$packages" ]; then
   sudo_if_needed apt-get install -y -qq $packages >/dev/null
 fi
 
-# The local model's engine (llama-cpp-python) compiles from source, once: no prebuilt CPU build on PyPI runs on
-# glibc 2.36 (llama-cpp-py-sync's manylinux2014 wheels need glibc 2.38's __isoc23_* symbols). retinue never uses
+# The local model runs on xllamacpp, a prebuilt wheel: nothing compiles for the main job. The tests also cover the
+# fallback engine, llama-cpp-python, which compiles from source (no prebuilt CPU build of it on PyPI runs on glibc
+# 2.36: llama-cpp-py-sync's manylinux2014 wheels need glibc 2.38's __isoc23_* symbols). retinue never uses
 # llama.cpp's multimodal library, so it is left out: 51 of the 178 files to compile.
 export CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}"
 if $dev; then

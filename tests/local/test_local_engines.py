@@ -58,41 +58,41 @@ def default_weights() -> Path:
 @needs_llama_cpp
 @needs_xllamacpp
 @pytest.mark.usefixtures("no_engine_variable")
-def test_llama_cpp_python_stays_the_default_when_both_engines_are_installed() -> None:
-    assert choose_engine() == "llama-cpp-python"
-    assert LocalModel().engine_name == "llama-cpp-python"
-
-
-@needs_xllamacpp
-@pytest.mark.usefixtures("no_engine_variable")
-def test_the_argument_or_the_variable_picks_xllamacpp(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert LocalModel(engine="xllamacpp").engine_name == "xllamacpp"
-
-    monkeypatch.setenv(ENGINE_VARIABLE, "xllamacpp")
+def test_xllamacpp_is_the_default_when_both_engines_are_installed() -> None:
+    assert choose_engine() == "xllamacpp"
     assert LocalModel().engine_name == "xllamacpp"
+
+
+@needs_llama_cpp
+@pytest.mark.usefixtures("no_engine_variable")
+def test_the_argument_or_the_variable_picks_llama_cpp_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert LocalModel(engine="llama-cpp-python").engine_name == "llama-cpp-python"
+
+    monkeypatch.setenv(ENGINE_VARIABLE, "llama-cpp-python")
+    assert LocalModel().engine_name == "llama-cpp-python"
 
 
 @needs_llama_cpp
 @needs_xllamacpp
 def test_the_argument_wins_over_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(ENGINE_VARIABLE, "xllamacpp")
-    assert LocalModel(engine="llama-cpp-python").engine_name == "llama-cpp-python"
+    monkeypatch.setenv(ENGINE_VARIABLE, "llama-cpp-python")
+    assert LocalModel(engine="xllamacpp").engine_name == "xllamacpp"
 
 
-@needs_xllamacpp
+@needs_llama_cpp
 @pytest.mark.usefixtures("no_engine_variable")
-def test_without_llama_cpp_python_xllamacpp_runs_the_model_and_says_so_once(
+def test_without_xllamacpp_llama_cpp_python_runs_the_model_and_says_so_once(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # as if llama-cpp-python were not installed
+    monkeypatch.setitem(sys.modules, "xllamacpp", None)  # as if the prebuilt engine were not installed
     local._log_fallback_once.cache_clear()
 
     with caplog.at_level(logging.INFO, logger="retinue.models"):
-        assert choose_engine() == "xllamacpp"
-        assert choose_engine() == "xllamacpp"
+        assert choose_engine() == "llama-cpp-python"
+        assert choose_engine() == "llama-cpp-python"
 
     assert [record.getMessage() for record in caplog.records] == [
-        "llama-cpp-python is not installed: the local model runs on xllamacpp"
+        "xllamacpp is not installed: the local model runs on llama-cpp-python"
     ]
 
 

@@ -334,8 +334,8 @@ async def test_missing_engines_name_both_extras(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(ConfigurationError) as raised:
         await LocalModel().request(ask("Hello"))
 
-    assert "pip install 'retinue[local-prebuilt]'" in str(raised.value)
     assert "pip install 'retinue[local]'" in str(raised.value)
+    assert "pip install 'retinue[local-source]'" in str(raised.value)
 
 
 async def test_an_engine_asked_for_but_missing_names_its_extra(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -346,11 +346,11 @@ async def test_an_engine_asked_for_but_missing_names_its_extra(monkeypatch: pyte
         await LocalModel(engine="llama-cpp-python").request(ask("Hello"))
     assert str(raised.value) == (
         "The embedded local model needs the optional dependency 'llama-cpp-python'. "
-        "Install it with: pip install 'retinue[local]'"
+        "Install it with: pip install 'retinue[local-source]'"
     )
 
     monkeypatch.setenv(ENGINE_VARIABLE, "xllamacpp")
-    with pytest.raises(MissingDependencyError, match=re.escape("pip install 'retinue[local-prebuilt]'")):
+    with pytest.raises(MissingDependencyError, match=re.escape("pip install 'retinue[local]'")):
         await LocalModel().request(ask("Hello"))
 
 

@@ -30,7 +30,7 @@ class ChatTemplate:
             import jinja2.ext
             from jinja2.sandbox import ImmutableSandboxedEnvironment
         except ImportError as exc:
-            raise MissingDependencyError("Rendering a chat template", "local-prebuilt", "jinja2") from exc
+            raise MissingDependencyError("Rendering a chat template", "local", "jinja2") from exc
 
         class PassGenerationTags(jinja2.ext.Extension):
             # `{% generation %}...{% endgeneration %}` marks the assistant's tokens for training; here it is a no-op.

@@ -38,7 +38,7 @@ def import_llama_cpp() -> Any:
     try:
         return importlib.import_module("llama_cpp")
     except ImportError as exc:
-        raise MissingDependencyError(_ENGINE_FEATURE, "local", _ENGINE_PACKAGE) from exc
+        raise MissingDependencyError(_ENGINE_FEATURE, "local-source", _ENGINE_PACKAGE) from exc
 
 
 class RenderedPrompt(Protocol):

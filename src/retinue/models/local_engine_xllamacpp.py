@@ -67,7 +67,7 @@ def import_xllamacpp() -> Any:
                 f"xllamacpp is installed but cannot load the OpenMP runtime it needs ({exc}). "
                 "Install it with: apt-get install libgomp1 (or your system's libgomp package)."
             ) from exc
-        raise MissingDependencyError("The xllamacpp engine", "local-prebuilt", "xllamacpp") from exc
+        raise MissingDependencyError("The xllamacpp engine", "local", "xllamacpp") from exc
 
 
 class _GbnfConverter:
