@@ -10,8 +10,7 @@ import asyncio
 import importlib.metadata
 import importlib.util
 import logging
-import os
-import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -215,12 +214,28 @@ async def test_requests_on_several_slots_decode_together() -> None:
     assert arrivals["first"][0] < arrivals["second"][-1]
 
 
+# A fresh interpreter, because signal handlers belong to the whole process: in the test process, any earlier
+# test (or engine) that set a handler would decide the outcome.
+_INTERRUPT_AFTER_LOAD = """
+import asyncio, os, signal, time
+from retinue.models.local import LocalModel
+asyncio.run(LocalModel(engine="xllamacpp", n_parallel=4).load())
+try:
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(10)
+    print("not interrupted", flush=True)
+except KeyboardInterrupt:
+    print("KeyboardInterrupt", flush=True)
+os._exit(0)  # the server thread may abort a normal interpreter exit
+"""
+
+
 @pytest.mark.local_model
 @needs_xllamacpp
 def test_ctrl_c_still_reaches_python_once_the_server_has_started() -> None:
     # llama.cpp's server takes SIGINT for itself when it starts; the engine gives it back to Python.
-    asyncio.run(LocalModel(engine="xllamacpp", n_parallel=4).load())
+    child = subprocess.run(
+        [sys.executable, "-c", _INTERRUPT_AFTER_LOAD], capture_output=True, text=True, timeout=300, check=False
+    )
 
-    with pytest.raises(KeyboardInterrupt):
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(5)
+    assert child.stdout.strip() == "KeyboardInterrupt", child.stderr[-2000:]
