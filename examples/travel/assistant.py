@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from retinue import Agent, Limits
+from retinue.agent import AnswerCheck
 from retinue.approvals import Approval, ApprovalRequest, Approver, ask, unattended
 from retinue.architectures import ScriptingEnvironment, clone_tool, lead_agent
 from retinue.messages import ModelSettings, SendBack, ToolResultsMessage, UserMessage, is_answer_sent_back
@@ -28,6 +29,7 @@ from retinue.run_context import RunContext
 from retinue.tools import Tool
 
 from .catalog import data_text
+from .render import money
 from .timeline import FIRST_DAY, LAST_DAY
 from .tools import make_tools
 from .world import TravelWorld
@@ -109,6 +111,7 @@ SPECIALIST_TURNS = 3
 
 FLIGHT_NUMBER = re.compile(r"\b[A-Z]{2}\d{2,4}\b")
 HOTEL_ID = re.compile(r"\bH-[A-Z]{3}-\d{2}\b")
+MONEY = re.compile(r"\$ ?(\d[\d,]*)")
 
 
 def plan_names_what_was_found(context: RunContext, answer: str) -> SendBack | None:
@@ -117,17 +120,10 @@ def plan_names_what_was_found(context: RunContext, answer: str) -> SendBack | No
     Asked for flights and then hotels, Qwen2.5-Coder-1.5B answered with the hotels specialist's words alone, the
     flight it had been given left out.
     """
-    found: dict[str, list[str]] = {"ask_flights": [], "ask_hotels": []}
-    for message in reversed(context.messages):
-        if isinstance(message, UserMessage) and not is_answer_sent_back(message):
-            break
-        if isinstance(message, ToolResultsMessage):
-            for result in message.results:
-                if result.name in found and not result.is_error:
-                    found[result.name].append(result.content)
+    found = _specialist_answers(context)
     missing = []
     flights = {number for text in found["ask_flights"] for number in FLIGHT_NUMBER.findall(text)}
-    if flights and not flights & set(FLIGHT_NUMBER.findall(re.sub(r"\b([A-Z]{2}) (\d)", r"\1\2", answer))):
+    if flights and not flights & _flights_named(answer):
         missing.append(f"the flight (one of {', '.join(sorted(flights))}: number, times, price)")
     hotels = _hotel_names(found["ask_hotels"])
     if hotels and not any(name.lower() in answer.lower() for name in hotels):
@@ -139,6 +135,78 @@ def plan_names_what_was_found(context: RunContext, answer: str) -> SendBack | No
         f"Your plan leaves out {' and '.join(missing)}. Answer with the plan in three lines: Flight, Hotel, Trip total."
     )
     return SendBack(problem, reply_with="an answer")
+
+
+def plan_adds_up(world: TravelWorld) -> AnswerCheck:
+    """An answer check for the lead: a plan with a flight and a hotel chooses one hotel and totals the two.
+
+    The arithmetic is the application's: Qwen2.5-Coder-1.5B gave the hotel's $378 as the trip total where NS120
+    ($410) and two nights at Cedar House make $788, listed the three hotels it was shown instead of one, and on
+    another engine gave the flight's price as the total.
+    """
+
+    def check(context: RunContext, answer: str) -> SendBack | None:
+        found = _specialist_answers(context)
+        fares = _fares(found["ask_flights"])
+        flights = [number for number in fares if number in _flights_named(answer)]
+        shown = [world.catalog.hotels.get(hotel) for hotel in HOTEL_ID.findall(" ".join(found["ask_hotels"]))]
+        hotels = [
+            hotel
+            for hotel in dict.fromkeys(hotel for hotel in shown if hotel is not None)  # never an invented id
+            if hotel.hotel_id.lower() in answer.lower() or hotel.name.lower() in answer.lower()
+        ]
+        nights = _nights(found["ask_hotels"])
+        if not flights or not hotels or nights is None:
+            return None  # not a trip plan, or not one the application can price
+        flight, hotel = flights[0], hotels[0]
+        stay = hotel.nightly_price * nights
+        total = fares[flight] + stay
+        if len(hotels) == 1 and total in _amounts(answer):
+            return None
+        sum_up = (
+            f"{flight} ({money(fares[flight])}) and {nights} nights at {hotel.hotel_id} {hotel.name} "
+            f"({money(stay)}) come to {money(total)}."
+        )
+        choose = f"Your plan names {len(hotels)} hotels: choose one. " if len(hotels) > 1 else ""
+        problem = f"{choose}{sum_up} Answer with the plan in three lines: Flight, Hotel, Trip total."
+        return SendBack(problem, reply_with="an answer")
+
+    return check
+
+
+def _specialist_answers(context: RunContext) -> dict[str, list[str]]:
+    """What the flights and hotels specialists answered about the latest request."""
+    found: dict[str, list[str]] = {"ask_flights": [], "ask_hotels": []}
+    for message in reversed(context.messages):
+        if isinstance(message, UserMessage) and not is_answer_sent_back(message):
+            break
+        if isinstance(message, ToolResultsMessage):
+            for result in message.results:
+                if result.name in found and not result.is_error:
+                    found[result.name].append(result.content)
+    return found
+
+
+def _flights_named(answer: str) -> set[str]:
+    return set(FLIGHT_NUMBER.findall(re.sub(r"\b([A-Z]{2}) (\d)", r"\1\2", answer)))
+
+
+def _fares(answers: list[str]) -> dict[str, int]:
+    # Each flight's fare is the first price on its own line, as search_flights shows it and the specialist copies it.
+    fares: dict[str, int] = {}
+    for line in "\n".join(answers).splitlines():
+        if (number := FLIGHT_NUMBER.search(line)) and (price := MONEY.search(line, number.end())):
+            fares.setdefault(number.group(), int(price.group(1).replace(",", "")))
+    return fares
+
+
+def _nights(answers: list[str]) -> int | None:
+    match = re.search(r"\b(\d+) nights?\b|\((\d+) night\(s\)\)", " ".join(answers))
+    return int(match.group(1) or match.group(2)) if match else None
+
+
+def _amounts(answer: str) -> set[int]:
+    return {int(amount.replace(",", "")) for amount in MONEY.findall(answer)}
 
 
 def _hotel_names(answers: list[str]) -> list[str]:
@@ -190,7 +258,7 @@ def build_assistant(
             specialists_decide=False,
             # Every trip needs a way there and a bed; cars and weather only when asked for.
             remind_unasked=("flights", "hotels"),
-            answer_checks=(plan_names_what_was_found,),
+            answer_checks=(plan_names_what_was_found, plan_adds_up(world)),
             model=model,
             limits=limits,
         )

@@ -10,11 +10,12 @@ from retinue_travel.world import TravelWorld
 
 FLIGHTS_ANSWER = "NS120 Northstar Airlines, 2026-12-12, SFO 06:45 -> JFK 15:20, nonstop, economy, $410."
 HOTELS_ANSWER = "H-JFK-09 Cedar House Upper West Side, $189/night, $378 for 2 nights, non-refundable."
+TWO_HOTELS = HOTELS_ANSWER + "\nH-JFK-02 Nimbus Suites Lower Manhattan, $196/night, $392 for 2 nights."
 HOTELS_ONLY = "The best hotel is H-JFK-09 Cedar House Upper West Side, $378 for 2 nights."
 WHOLE_PLAN = "Fly NS120 ($410), stay 2 nights at Cedar House Upper West Side ($378): $788 in all."
 
 
-def travel_team(lead_answers: list[str]) -> ScriptedModel:
+def travel_team(lead_answers: list[str], hotels_answer: str = HOTELS_ANSWER) -> ScriptedModel:
     """One scripted model for the whole team: specialists answer at once, the lead asks both, then answers."""
     answers = iter(lead_answers)
 
@@ -22,7 +23,7 @@ def travel_team(lead_answers: list[str]) -> ScriptedModel:
         if request.instructions.startswith("You are the flights specialist"):
             return FLIGHTS_ANSWER
         if request.instructions.startswith("You are the hotels specialist"):
-            return HOTELS_ANSWER
+            return hotels_answer
         asked = {r.name for m in request.messages if isinstance(m, ToolResultsMessage) for r in m.results}
         if "ask_flights" not in asked:
             return call("ask_flights", question="SFO to New York on 2026-12-12")
@@ -77,3 +78,37 @@ async def test_a_plan_without_the_hotel_names_the_hotels_found() -> None:
         if isinstance(m, UserMessage) and "leaves out" in m.content
     }
     assert "the hotel (one of H-JFK-09, Cedar House: name, nights, total price)" in problem
+
+
+async def test_a_plan_with_every_hotel_and_the_hotels_price_as_total_is_sent_back_with_the_sum() -> None:
+    # The main job's answer on Qwen2.5-Coder-1.5B: every hotel it was shown, and the first one's price as the total.
+    every_hotel = (
+        "Flight: NS120: 06:45 -> JFK 15:20, nonstop, 5h35m, $410\n"
+        "Hotel: H-JFK-09 Cedar House Upper West Side, H-JFK-02 Nimbus Suites Lower Manhattan\n"
+        "Trip total: $378"
+    )
+    model = travel_team([every_hotel, WHOLE_PLAN], hotels_answer=TWO_HOTELS)
+    with TravelWorld(seed=0) as world:
+        lead = build_assistant("lead", world, model=model, approver=unattended)
+        result = await lead.run("Plan a 3-day trip from SFO to New York leaving 2026-12-12")
+
+    assert result.output == WHOLE_PLAN
+    [problem] = {
+        m.content for r in model.requests for m in r.messages if isinstance(m, UserMessage) and "come to" in m.content
+    }
+    assert problem == (
+        "[Answer sent back: answer in words] Your plan names 2 hotels: choose one. NS120 ($410) and 2 nights at "
+        "H-JFK-09 Cedar House Upper West Side ($378) come to $788. Answer with the plan in three lines: Flight, "
+        "Hotel, Trip total."
+    )
+
+
+async def test_a_plan_whose_total_is_not_the_flight_plus_the_hotel_is_sent_back() -> None:
+    flight_as_total = "Fly NS120 ($410), stay 2 nights at H-JFK-09 Cedar House Upper West Side. Trip total: $410."
+    model = travel_team([flight_as_total, WHOLE_PLAN])
+    with TravelWorld(seed=0) as world:
+        lead = build_assistant("lead", world, model=model, approver=unattended)
+        result = await lead.run("Plan a 3-day trip from SFO to New York leaving 2026-12-12")
+
+    assert result.output == WHOLE_PLAN
+    assert sum("come to $788" in m.content for m in model.requests[-1].messages if isinstance(m, UserMessage)) == 1
