@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeAlias, get_args
 
 from . import approvals
 from .approvals import Approver
-from .context_policy import ContextPolicy
 from .errors import ConfigurationError
 from .events import Event, EventSink, RunFinished, fan_out, guard_listener
 from .limits import Budget, Limits
@@ -24,6 +23,7 @@ from .output import output_tool
 from .result import OutputT, RunResult
 from .run_context import RunContext, new_run_id
 from .tools import Tool, ToolFunction, as_tool
+from .window.policy import ContextPolicy
 
 if TYPE_CHECKING:
     from .journal import Journal
@@ -55,7 +55,7 @@ class Agent(Generic[OutputT]):
         max_tool_output_chars: Longer tool outputs are truncated, with a note saying how much was cut.
         output_retries: How many times in a row an invalid final answer is sent back for another try (a turn
             that calls tools starts the count again).
-        context_policy: Compaction and tool-output offloading for long runs (see `retinue.context`).
+        context_policy: Compaction and tool-output offloading for long runs (see `retinue.window`).
         tool_scheduling: How the tool calls of one model turn run. "concurrent" (the default) starts them all
             at once, sync tools in threads where they may block (see `tool`), so two calls of a tool that is
             not thread-safe can interleave (two bookings taking the same id). "sequential" runs each call

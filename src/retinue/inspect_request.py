@@ -13,12 +13,12 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .context.budget import ContextLimit, TokenEstimator, output_reserve, request_breakdown
-from .context.compacting import CompactingPolicy
 from .messages import AssistantMessage, Message, ToolResultsMessage, UserMessage
 from .model_calls import build_request
 from .models.base import Model
 from .models.windows import context_window_of
+from .window.budget import ContextLimit, TokenEstimator, output_reserve, request_breakdown
+from .window.compacting import CompactingPolicy
 
 if TYPE_CHECKING:
     from .agent import Agent

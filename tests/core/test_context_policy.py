@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from retinue import Agent, Tool, ToolResult, ToolResultsMessage, UserMessage, tool
-from retinue.context_policy import ContextPolicy
 from retinue.models.base import Model
 from retinue.run_context import RunContext
 from retinue.testing.scripted import ScriptedModel, call
+from retinue.window.policy import ContextPolicy
 
 
 @tool

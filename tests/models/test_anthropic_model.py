@@ -284,7 +284,7 @@ async def test_a_gateway_at_another_base_url_may_need_no_key(
 
 
 async def test_exact_token_counts_come_from_the_counting_endpoint(weather_request: ModelRequest) -> None:
-    from retinue.context import TokenCounter
+    from retinue.window import TokenCounter
 
     async with FakeAnthropicServer([]) as server:
         model = model_for(server)

@@ -21,12 +21,12 @@ from temporalio.client import Client, WorkflowFailureError
 from retinue import Agent, Limits, tool
 from retinue.architectures import lead_agent
 from retinue.architectures.clones import clone_tool
-from retinue.context import DropToolOutputs
 from retinue.errors import ConfigurationError
 from retinue.messages import AssistantMessage, ModelRequest, ToolCall, ToolResult, ToolResultsMessage, UserMessage
 from retinue.temporal import DirectoryBlobStore, TemporalRuns, temporal_agent
 from retinue.temporal.references import SentReferences
 from retinue.testing import ScriptedModel
+from retinue.window import DropToolOutputs
 
 from .scenarios import PROMPT, World, agents_for, eventually, read_lines, results_text, runs_for, without_keys
 

@@ -25,12 +25,12 @@ from typing import Literal, TypeAlias
 
 import pydantic
 
-from ..context.summarize import summarize_turns
 from ..errors import ConfigurationError, ToolError
 from ..limits import Limits
 from ..messages import AssistantMessage, Message, ToolCall
 from ..run_context import RunContext, TreeState
 from ..tools import Tool
+from ..window.summarize import summarize_turns
 from .subagents import answer_text, describe_ending, run_sub_agent
 
 Inheritance: TypeAlias = Literal["task", "summary", "full"]

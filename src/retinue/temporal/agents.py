@@ -30,23 +30,23 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from temporalio import workflow
 
 from ..agent import Agent
-from ..context import CompactingPolicy
 from ..errors import ConfigurationError
 from ..events import Event, ModelRequestSent
 from ..messages import ModelRequest, ModelResponse, ToolCall, ToolResult
 from ..models.base import Model, TextSink, close_model, model_spec
 from ..result import OutputT
 from ..tools import Tool, as_tool
+from ..window import CompactingPolicy
 from .errors import ModelOutsideActivities, TemporalRunError
 
 if TYPE_CHECKING:
-    from ..context_policy import ContextPolicy
     from ..run_context import RunContext
+    from ..window.policy import ContextPolicy
 
 ACTIVITY_SPEC = "temporal-activity:"
 """How an activity model names itself inside a workflow, where only the workflow's own listener reads it."""
 
-_RUN_MACHINERY = ("retinue.architectures.", "retinue.context.")  # tools that work on the run's memory
+_RUN_MACHINERY = ("retinue.architectures.", "retinue.window.")  # tools that work on the run's memory
 _SANDBOXED = "retinue.architectures.scripting"  # its sandbox lives in the process that started it
 
 # Names of the stub's injected parameters: a tool's own parameters cannot start with "_" (pydantic fields).

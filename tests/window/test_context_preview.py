@@ -5,11 +5,11 @@ from __future__ import annotations
 from context_helpers import GOAL, exchange, fetch, record
 
 from retinue import Agent
-from retinue.context import NoCompaction, Summarize
 from retinue.inspect_request import preview_request
 from retinue.messages import Message, UserMessage
 from retinue.testing.scripted import ScriptedModel
 from retinue.tokens import estimate_request_tokens
+from retinue.window import NoCompaction, Summarize
 
 
 def agent(policy: Summarize | NoCompaction | None = None) -> Agent[str]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from context_helpers import GOAL, fetch, fetching_model
 
 from retinue import Agent, Limits, RunResult
-from retinue.context import ContextWindowExceeded, DropToolOutputs, NoCompaction, Summarize
 from retinue.events import Event, ModelRequestSent, Notice
 from retinue.messages import ModelRequest, UserMessage
 from retinue.testing.scripted import ScriptedModel
 from retinue.tokens import estimate_request_tokens
+from retinue.window import ContextWindowExceeded, DropToolOutputs, NoCompaction, Summarize
 
 WINDOW = 8_000
 INPUT_LIMIT = WINDOW - 1_024  # the default reserve for the answer

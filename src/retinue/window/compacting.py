@@ -47,13 +47,13 @@ from ..models.windows import context_window_of
 from ..run_context import RunContext, TreeState
 from ..tools import Tool, tool_from_function
 from ..usage import Usage
-from . import workspace
+from . import offloaded
 from .budget import ContextLimit, TokenCounter, TokenEstimator, output_reserve
 from .conversation import (
     exchanges,
     head_end,
 )
-from .workspace import READ_TOOL_NAME, OutputStore
+from .offloaded import READ_TOOL_NAME, OutputStore
 
 # Exact counts cost a round trip, so they are fetched only once an estimate is this close to the trigger.
 _EXACT_COUNT_FROM = 0.8
@@ -211,7 +211,7 @@ class CompactingPolicy:
         store = self._store(context)
         handle = store.new_handle("out")
         await asyncio.to_thread(store.write, handle, result.content)
-        shown = workspace.preview(result.content, handle, head_chars=self.preview_chars, page_chars=self.page_chars)
+        shown = offloaded.preview(result.content, handle, head_chars=self.preview_chars, page_chars=self.page_chars)
         return ToolResult(result.tool_call_id, result.name, shown, result.is_error)
 
     # -- what subclasses provide ----------------------------------------------------------------
@@ -417,10 +417,10 @@ class CompactingPolicy:
                 raise ToolError(
                     f"There is no stored output '{handle}'. Use a handle exactly as a preview or note names it."
                 )
-            pages = workspace.page_count(text, page_chars)
+            pages = offloaded.page_count(text, page_chars)
             if not 1 <= page <= pages:
                 raise ToolError(f"'{handle}' has pages 1 to {pages}; page {page} does not exist.")
-            return workspace.page(text, handle, page, page_chars)
+            return offloaded.page(text, handle, page, page_chars)
 
         return tool_from_function(read_tool_output, name=READ_TOOL_NAME)
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from context_helpers import GOAL, exchange, fetch, record
 
 from retinue import Agent
-from retinue.context import DropToolOutputs, NoCompaction, Summarize, TokenCounter, TokenEstimator, family_factor
-from retinue.context.budget import ContextLimit, output_reserve
 from retinue.events import Event, Notice
 from retinue.messages import Message, ModelRequest, ModelResponse, ModelSettings, UserMessage
 from retinue.models.base import TextSink
 from retinue.testing.scripted import ScriptedModel, call
 from retinue.tokens import estimate_request_tokens
+from retinue.window import DropToolOutputs, NoCompaction, Summarize, TokenCounter, TokenEstimator, family_factor
+from retinue.window.budget import ContextLimit, output_reserve
 
 
 class CountingModel(ScriptedModel):

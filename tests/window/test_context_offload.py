@@ -6,9 +6,9 @@ import re
 from pathlib import Path
 
 from retinue import Agent, ToolResultsMessage, tool
-from retinue.context import READ_TOOL_NAME, NoCompaction, Summarize
 from retinue.messages import ModelRequest, ToolCall
 from retinue.testing.scripted import ScriptedModel, call
+from retinue.window import READ_TOOL_NAME, NoCompaction, Summarize
 
 BIG = "".join(f"line {n:05d}: {'abcdefghij' * 5}\n" for n in range(400))  # 400 lines of 63 characters
 HANDLE = re.compile(r"read_tool_output\(handle='([^']+)', page=1\) \(pages 1-(\d+) ")

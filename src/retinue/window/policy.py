@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from .messages import ToolResult
+from ..messages import ToolResult
 
 if TYPE_CHECKING:
-    from .models.base import Model
-    from .run_context import RunContext
-    from .tools import Tool
+    from ..models.base import Model
+    from ..run_context import RunContext
+    from ..tools import Tool
 
 
 @runtime_checkable

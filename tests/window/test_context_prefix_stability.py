@@ -5,10 +5,10 @@ from __future__ import annotations
 from context_helpers import GOAL, fetch, fetching_model
 
 from retinue import Agent, Limits
-from retinue.context import Summarize
 from retinue.messages import ModelRequest, ToolSchema, UserMessage
 from retinue.observe.prefix_stability import PrefixStabilityMeter, prefix_share, serialize_request, shared_prefix_bytes
 from retinue.testing.scripted import ScriptedModel
+from retinue.window import Summarize
 
 INSTRUCTIONS = (
     "You are a careful research assistant. Fetch each record with the fetch tool, one per turn, "

@@ -14,8 +14,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from retinue import Agent
-from retinue.context import CompactingPolicy, ContextWindowExceeded, DropToolOutputs, Summarize, exchanges
-from retinue.context.conversation import is_context_note
 from retinue.events import Event, Notice
 from retinue.messages import (
     AssistantMessage,
@@ -27,6 +25,8 @@ from retinue.messages import (
     UserMessage,
 )
 from retinue.testing.scripted import ScriptedModel
+from retinue.window import CompactingPolicy, ContextWindowExceeded, DropToolOutputs, Summarize, exchanges
+from retinue.window.conversation import is_context_note
 
 
 @dataclass

@@ -6,7 +6,10 @@ import pytest
 from context_helpers import GOAL, exchange, fetch, record
 
 from retinue import Agent, Limits
-from retinue.context import (
+from retinue.events import Event, Notice
+from retinue.messages import AssistantMessage, Message, ModelRequest, ToolResultsMessage, UserMessage
+from retinue.testing.scripted import ScriptedModel
+from retinue.window import (
     CompactingPolicy,
     CompactionJob,
     ContextWindowExceeded,
@@ -14,9 +17,6 @@ from retinue.context import (
     NoCompaction,
     Summarize,
 )
-from retinue.events import Event, Notice
-from retinue.messages import AssistantMessage, Message, ModelRequest, ToolResultsMessage, UserMessage
-from retinue.testing.scripted import ScriptedModel
 
 SUMMARY = "Fetched records 1-9; all fine. Decision: keep fetching in order. Open: none."
 

@@ -8,7 +8,7 @@ from typing import ClassVar
 from ..messages import Message, ToolResult, ToolResultsMessage, UserMessage
 from .compacting import CompactingPolicy, CompactionJob
 from .conversation import NOTE_MARK, exchanges, head_end, is_context_note, render_transcript, tool_call_counts
-from .workspace import handle_in_preview
+from .offloaded import handle_in_preview
 
 _DROPPED_MARK = "[Dropped output of "
 _MIN_DROPPED_CHARS = 400
