@@ -218,6 +218,8 @@ async def test_requests_on_several_slots_decode_together() -> None:
 # test (or engine) that set a handler would decide the outcome.
 _INTERRUPT_AFTER_LOAD = """
 import asyncio, os, signal, time
+# As at a terminal: started in the background by a shell (as CI may be), the child would inherit SIGINT ignored.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from retinue.models.local import LocalModel
 asyncio.run(LocalModel(engine="xllamacpp", n_parallel=4).load())
 try:
