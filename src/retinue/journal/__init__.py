@@ -27,8 +27,9 @@ them. Names load on first use, so that importing the loop does not load SQLite (
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from .journal import NO_JOURNAL, DefinitionPin, Journal, JournalRun, JournalStatus, RunJournal, RunUsage
@@ -60,11 +61,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module, __name__), name)
+__getattr__ = lazy_exports(__name__, _WHERE)
 
 
 __all__ = [

@@ -7,9 +7,9 @@ do not pay for importing an HTTP server.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ..lazy_exports import lazy_exports
 from .scripted import ScriptedModel, call
 
 if TYPE_CHECKING:
@@ -45,11 +45,7 @@ _FAKE_SERVER_MODULES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _FAKE_SERVER_MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module, __name__), name)
+__getattr__ = lazy_exports(__name__, _FAKE_SERVER_MODULES)
 
 
 __all__ = [
