@@ -103,6 +103,7 @@ class Catalog:
     cars: Mapping[str, Car]
     flights_by_route_day: Mapping[tuple[str, str, date], tuple[Flight, ...]]
     flights_by_number_day: Mapping[tuple[str, date], Flight]
+    flight_numbers: frozenset[str]
     dates_by_route: Mapping[tuple[str, str], tuple[date, ...]]
     hotels_by_city: Mapping[str, tuple[Hotel, ...]]
     cars_by_city: Mapping[str, tuple[Car, ...]]
@@ -205,6 +206,7 @@ def load_catalog() -> Catalog:
         cars=cars,
         flights_by_route_day={key: tuple(value) for key, value in by_route_day.items()},
         flights_by_number_day={(flight.flight_number, flight.date): flight for flight in flights},
+        flight_numbers=frozenset(flight.flight_number for flight in flights),
         dates_by_route={key: tuple(sorted(value)) for key, value in route_dates.items()},
         hotels_by_city={key: tuple(value) for key, value in hotels_by_city.items()},
         cars_by_city={key: tuple(value) for key, value in cars_by_city.items()},

@@ -246,7 +246,7 @@ def flight_tools(world: TravelWorld) -> list[Tool]:
             flight_number: A flight number exactly as shown by search_flights.
             date: Departure date, YYYY-MM-DD.
         """
-        flight = world.get_flight(flight_number, parse_day(date, "date"))
+        flight = world.get_flight(_flight_number(world, flight_number), parse_day(date, "date"))
         seats = {cabin: world.seats_left(flight, cabin) for cabin in flight.fares}
         return render.flight_details(flight, seats)
 
@@ -436,6 +436,52 @@ def weather_tools(world: TravelWorld) -> list[Tool]:
     return [get_weather]
 
 
+# Ids as search results and booking lists show them. A model often passes a whole result line where the id
+# alone belongs (`car_id="C-DEN-14 Budgetwise economy (Toyota Yaris or similar)"`, seen from the 1.5B) and
+# then repeats the refused call; the id inside the line is what it means.
+_FLIGHT_NUMBER = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2} ?\d{1,4}(?![0-9])")
+_HOTEL_ID = re.compile(r"(?<![A-Za-z0-9-])H-[A-Za-z]{3}-\d{2}(?![0-9])")
+_CAR_ID = re.compile(r"(?<![A-Za-z0-9-])C-[A-Za-z]{3}-\d{2}(?![0-9])")
+_BOOKING_ID = re.compile(r"(?<![A-Za-z0-9])BK ?\d+(?![0-9])", re.IGNORECASE)
+
+
+def _id_named(text: str, shape: re.Pattern[str], known: Callable[[str], bool], what: str) -> str:
+    """The one known id of this shape that `text` names, or `text` itself.
+
+    An argument that is an id already is left as it is, and so is one naming no known id: the world's lookup
+    then says what is wrong. One naming several ids is refused, since guessing among them could book the wrong
+    thing.
+    """
+    if known(_id_form(text)):
+        return text
+    named = list(dict.fromkeys(_id_form(match) for match in shape.findall(text)))
+    named = [candidate for candidate in named if known(candidate)]
+    if len(named) > 1:
+        raise InvalidRequestError(f"That names {len(named)} {what}s ({', '.join(named)}); give one {what}.")
+    return named[0] if named else text
+
+
+def _id_form(text: str) -> str:
+    return text.replace(" ", "").upper()
+
+
+def _flight_number(world: TravelWorld, text: str) -> str:
+    return _id_named(text, _FLIGHT_NUMBER, world.catalog.flight_numbers.__contains__, "flight number")
+
+
+def _hotel_id(world: TravelWorld, text: str) -> str:
+    return _id_named(text, _HOTEL_ID, world.catalog.hotels.__contains__, "hotel id")
+
+
+def _car_id(world: TravelWorld, text: str) -> str:
+    return _id_named(text, _CAR_ID, world.catalog.cars.__contains__, "car id")
+
+
+def _booking_id(text: str) -> str:
+    # Booking ids come and go with the world's state: any id of the right shape counts, and the lookup checks it.
+    return _id_named(text, _BOOKING_ID, lambda candidate: _BOOKING_ID.fullmatch(candidate) is not None, "booking id")
+
+
 def _payment_method_id(world: TravelWorld, traveller_id: str, booked_by: str | None, text: str) -> str:
     """Accept a payment method id, or a kind ("card", "voucher", "points").
 
@@ -506,7 +552,7 @@ def booking_tools(world: TravelWorld) -> list[Tool]:
         """
         booking = world.book_flight(
             traveller_id,
-            flight_number,
+            _flight_number(world, flight_number),
             parse_day(date, "date"),
             normalise_cabin(cabin),
             _payment_method_id(world, traveller_id, booked_by, payment_method),
@@ -542,7 +588,7 @@ def booking_tools(world: TravelWorld) -> list[Tool]:
         """
         booking = world.book_hotel(
             traveller_id,
-            hotel_id,
+            _hotel_id(world, hotel_id),
             check_in,
             check_out,
             _payment_method_id(world, traveller_id, booked_by, payment_method),
@@ -576,7 +622,7 @@ def booking_tools(world: TravelWorld) -> list[Tool]:
         """
         booking = world.book_car(
             traveller_id,
-            car_id,
+            _car_id(world, car_id),
             pickup_date,
             return_date,
             _payment_method_id(world, traveller_id, booked_by, payment_method),
@@ -594,7 +640,7 @@ def booking_tools(world: TravelWorld) -> list[Tool]:
             booking_id: A booking id exactly as shown by list_bookings.
             requested_by: Traveller id of the person asking, when it is not the booking's traveller.
         """
-        return render.cancellation_text(world, world.cancel_booking(booking_id, requested_by, key=key))
+        return render.cancellation_text(world, world.cancel_booking(_booking_id(booking_id), requested_by, key=key))
 
     return [get_traveller, list_bookings, book_flight, book_hotel, book_car, cancel_booking]
 

@@ -179,6 +179,68 @@ def test_a_delegate_may_pay_with_the_travellers_points(tools: dict[str, Tool], w
     assert "pm-T1001-points" in confirmation
 
 
+def result_lines(text: str) -> list[str]:
+    return [line.removeprefix("- ") for line in text.splitlines() if line.startswith("- ")]
+
+
+def test_a_whole_result_line_passed_as_the_id_books_what_it_names(tools: dict[str, Tool], world: TravelWorld) -> None:
+    # The 1.5B's lead passed car_id="C-DEN-14 Budgetwise economy (Toyota Yaris or similar)" and repeated the
+    # refused call until its turns ran out.
+    cars = result_lines(
+        call(tools, "search_cars", location="Denver", pickup_date="2026-12-16", return_date="2026-12-18")
+    )
+    hotels = result_lines(call(tools, "search_hotels", city="Denver", check_in="2026-12-16", check_out="2026-12-18"))
+    flights = result_lines(call(tools, "search_flights", origin="SFO", destination="Denver", date="2026-12-16"))
+    assert cars[0].startswith("C-DEN-14 ") and hotels[0].startswith("H-DEN-01 ") and flights[0].startswith("BJ106 ")
+    payment = {"traveller_id": "T1009", "payment_method": "card"}
+    car = call(tools, "book_car", car_id=cars[0], pickup_date="2026-12-16", return_date="2026-12-18", **payment)
+    hotel = call(tools, "book_hotel", hotel_id=hotels[0], check_in="2026-12-16", check_out="2026-12-18", **payment)
+    flight = call(tools, "book_flight", flight_number=flights[0], date="2026-12-16", cabin="economy", **payment)
+    assert all(text.startswith("Booked BK") for text in (car, hotel, flight))
+    booked = {booking.item_ref for booking in world.list_bookings("T1009") if booking.status == "confirmed"}
+    assert {"C-DEN-14", "H-DEN-01", "BJ106"} <= booked
+
+
+def test_a_flight_number_with_a_space_or_a_prefix_is_found(tools: dict[str, Tool]) -> None:
+    details = call(tools, "flight_details", flight_number="flight BJ 106 to Denver", date="2026-12-16")
+    assert details == call(tools, "flight_details", flight_number="BJ106", date="2026-12-16")
+
+
+def test_an_argument_naming_two_ids_is_refused_and_books_nothing(tools: dict[str, Tool], world: TravelWorld) -> None:
+    before = world.list_bookings("T1009")
+    message = error_of(
+        tools,
+        "book_hotel",
+        traveller_id="T1009",
+        hotel_id="H-DEN-01 Wayfarer Lodge or H-DEN-03 Kestrel Inn",
+        check_in="2026-12-16",
+        check_out="2026-12-18",
+        payment_method="card",
+    )
+    assert "H-DEN-01" in message and "H-DEN-03" in message and "give one hotel id" in message
+    assert world.list_bookings("T1009") == before
+
+
+def test_an_id_of_nothing_in_the_catalog_is_still_refused_by_the_lookup(tools: dict[str, Tool]) -> None:
+    message = error_of(
+        tools,
+        "book_car",
+        traveller_id="T1009",
+        car_id="C-DEN-99 Imaginary Rentals",
+        pickup_date="2026-12-16",
+        return_date="2026-12-18",
+        payment_method="card",
+    )
+    assert "There is no car 'C-DEN-99 Imaginary Rentals'" in message
+
+
+def test_a_booking_line_cancels_the_booking_it_starts_with(tools: dict[str, Tool], world: TravelWorld) -> None:
+    line = next(line for line in result_lines(call(tools, "list_bookings", traveller="T1009")) if "[confirmed]" in line)
+    booking_id = line.split()[0]
+    assert "Cancelled" in call(tools, "cancel_booking", booking_id=line)
+    assert world.get_booking(booking_id).status == "cancelled"
+
+
 def test_refusals_come_back_as_tool_errors(tools: dict[str, Tool], world: TravelWorld) -> None:
     flight = world.search_flights("SFO", "LAX", "2026-12-16")[0].flight
     message = error_of(
