@@ -114,6 +114,31 @@ HOTEL_ID = re.compile(r"\bH-[A-Z]{3}-\d{2}\b")
 MONEY = re.compile(r"\$ ?(\d[\d,]*)")
 
 
+# What a request's words say it needs, for the lead's reminders. Reminded of hotels while booking a flight,
+# the 1.5B asked the hotels specialist for a stay nobody wanted until its turns ran out.
+_PLANNED_TRIP = re.compile(r"\bplan\w*\b[^.]{0,40}\btrip\b|\bitinerary\b", re.IGNORECASE)
+_ABOUT_BOOKINGS = re.compile(r"\b(?:cancel\w*|booked)\b", re.IGNORECASE)
+_DOMAIN_WORDS = {
+    "flights": re.compile(r"\b(?:fly|flying|flights?|nonstop|plane)\b", re.IGNORECASE),
+    "hotels": re.compile(r"\b(?:hotels?|stay|rooms?|nights?)\b", re.IGNORECASE),
+    "cars": re.compile(r"\b(?:cars?|rent|rental)\b", re.IGNORECASE),
+    "weather": re.compile(r"\b(?:weather|forecast|temperature|rain|snow|pack)\b", re.IGNORECASE),
+}
+
+
+def specialists_needed(request: str) -> set[str]:
+    """The specialists a traveller's request needs: a planned trip needs a way there and a bed.
+
+    A question about bookings already made needs none (the lead's own tools list and cancel them).
+    """
+    if _ABOUT_BOOKINGS.search(request):
+        return set()
+    needed = {domain for domain, words in _DOMAIN_WORDS.items() if words.search(request)}
+    if _PLANNED_TRIP.search(request):
+        needed |= {"flights", "hotels"}
+    return needed
+
+
 def plan_names_what_was_found(context: RunContext, answer: str) -> SendBack | None:
     """An answer check for the lead: a plan names a flight and a hotel its specialists found, if they found any.
 
@@ -256,8 +281,7 @@ def build_assistant(
             tools=tools["bookings"],
             # The lead hears the traveller's choices and records them; specialists find options and respect them.
             specialists_decide=False,
-            # Every trip needs a way there and a bed; cars and weather only when asked for.
-            remind_unasked=("flights", "hotels"),
+            remind_unasked=specialists_needed,
             answer_checks=(plan_names_what_was_found, plan_adds_up(world)),
             model=model,
             limits=limits,

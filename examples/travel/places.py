@@ -290,11 +290,28 @@ def _unknown(text: str, kind: str) -> UnknownPlaceError:
     return UnknownPlaceError(message)
 
 
+# IATA's codes for a city's airports together, which models use where a city is asked for: the 1.5B's flights
+# specialist searched SEA -> TYO for Tokyo.
+METRO_CODES = {
+    "CHI": "Chicago",
+    "WAS": "Washington",
+    "YTO": "Toronto",
+    "SAO": "São Paulo",
+    "LON": "London",
+    "PAR": "Paris",
+    "ROM": "Rome",
+    "TYO": "Tokyo",
+    "SEL": "Seoul",
+}
+
+
 def resolve_city(text: str) -> City:
-    """The city named by a city name, alias or any of its airport codes (case-insensitive)."""
+    """The city named by a city name, alias, any of its airport codes or its metro code (case-insensitive)."""
     folded = fold(text)
     if folded.upper() in CITY_OF_AIRPORT:
         return CITY_OF_AIRPORT[folded.upper()]
+    if folded.upper() in METRO_CODES:
+        return _CITY_NAMES[fold(METRO_CODES[folded.upper()])]
     if folded in _CITY_NAMES:
         return _CITY_NAMES[folded]
     # Models often qualify a city ("Paris, France", "London UK"); accept a known

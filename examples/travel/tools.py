@@ -20,8 +20,8 @@ from retinue.tools import IdempotencyKey, Tool, tool
 
 from . import render
 from .catalog import CABINS
-from .errors import InvalidRequestError, TravelError
-from .places import describe_city, fold, resolve_airports, resolve_city
+from .errors import InvalidRequestError, TravelError, UnknownPlaceError
+from .places import City, describe_city, fold, resolve_airports, resolve_city
 from .timeline import LAST_DAY, parse_day
 from .world import CarOffer, FlightOffer, HotelOffer, TravelWorld
 
@@ -296,7 +296,7 @@ def hotel_tools(world: TravelWorld) -> list[Tool]:
         place = resolve_city(city)
         neighbourhood = _given(neighbourhood)
         if neighbourhood:
-            _check_neighbourhood(place.name, place.neighbourhoods, neighbourhood)
+            neighbourhood = _neighbourhood(place, neighbourhood)
         price_cap = max_price_per_night if max_price_per_night is not None and max_price_per_night > 0 else None
         stars = min_stars if min_stars is not None and min_stars > 0 else None
         offers = world.search_hotels(city, check_in, check_out, rooms, price_cap, stars, neighbourhood or None)
@@ -342,18 +342,33 @@ def _amenity(text: str) -> str:
     return key
 
 
-def _check_neighbourhood(city: str, neighbourhoods: tuple[str, ...], text: str) -> None:
+def _neighbourhood(city: City, text: str) -> str | None:
+    """The neighbourhood filter `text` asks for: part of a neighbourhood's name, or None for the city itself.
+
+    The 1.5B's hotels specialist filled neighbourhood="San Francisco" for a stay in San Francisco, and repeated
+    the search after each refusal.
+    """
     wanted = fold(text)
-    if any(wanted in fold(name) for name in neighbourhoods):
-        return
-    close = difflib.get_close_matches(wanted, [fold(name) for name in neighbourhoods], n=2, cutoff=0.5)
+    if any(wanted in fold(name) for name in city.neighbourhoods):
+        return text
+    if _names_city(city, text):
+        return None
+    close = difflib.get_close_matches(wanted, [fold(name) for name in city.neighbourhoods], n=2, cutoff=0.5)
     suggestion = ""
     if close:
-        names = [name for name in neighbourhoods if fold(name) in close]
+        names = [name for name in city.neighbourhoods if fold(name) in close]
         suggestion = f" Did you mean {' or '.join(names)}?"
     raise InvalidRequestError(
-        f"No neighbourhood of {city} matches {text!r}.{suggestion} Neighbourhoods: {', '.join(neighbourhoods)}."
+        f"No neighbourhood of {city.name} matches {text!r}.{suggestion} Neighbourhoods: "
+        f"{', '.join(city.neighbourhoods)}."
     )
+
+
+def _names_city(city: City, text: str) -> bool:
+    try:
+        return resolve_city(text) == city
+    except UnknownPlaceError:
+        return False
 
 
 def car_tools(world: TravelWorld) -> list[Tool]:

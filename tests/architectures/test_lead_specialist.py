@@ -108,6 +108,37 @@ async def test_the_reminder_can_name_only_the_specialists_every_request_needs() 
         lead_agent("lead", specialists=team, remind_unasked=["cars"])
 
 
+async def test_the_specialists_a_request_needs_can_be_chosen_from_its_words() -> None:
+    def needed(request: str) -> set[str]:
+        return {"flights"} if "fly" in request else {"flights", "hotels"}
+
+    team = [Agent(name=name, model=ScriptedModel([f"{name} answer"] * 2)) for name in ("flights", "hotels")]
+    lead_model = ScriptedModel(
+        [call("ask_flights", question="SEA to SFO?"), "NS154, $198.", call("ask_flights", question="SFO to JFK?"), "?"]
+    )
+    lead = lead_agent("lead", specialists=team, model=lead_model, share_decisions=False, remind_unasked=needed)
+
+    await lead.run("I want to fly from Seattle to San Francisco.")
+    [after_flights] = tool_results(lead_model.requests[1])
+    # Reminded of hotels for a flight, the 1.5B asked the hotels specialist for a stay nobody wanted.
+    assert after_flights.endswith("Asked about this request: ask_flights. Answer the user now with what they "
+                                  "found, unless the request asks for more.")  # fmt: skip
+
+    await lead.run("Plan my trip to New York.")
+    assert "Not asked yet about this request: ask_hotels." in tool_results(lead_model.requests[3])[-1]
+
+
+async def test_a_chosen_specialist_must_be_one_of_the_team() -> None:
+    team = [Agent(name=name, model=ScriptedModel(["answer"])) for name in ("flights", "hotels")]
+    lead_model = ScriptedModel([call("ask_flights", question="SEA to SFO?"), "Done."])
+    lead = lead_agent("lead", specialists=team, model=lead_model, remind_unasked=lambda request: {"trains"})
+
+    result = await lead.run("By train?")
+
+    assert result.status == "error" and isinstance(result.error, ConfigurationError)
+    assert "names ['trains'], which are not among the specialists ['flights', 'hotels']" in str(result.error)
+
+
 async def test_an_answer_that_announces_asking_a_specialist_is_sent_back_to_be_done() -> None:
     # Qwen2.5-Coder-1.5B, as the travel lead, ended its run with "I will ask the hotels specialist ...".
     hotels_model = ScriptedModel(["The Pierre, $410 a night."])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from retinue.approvals import unattended
 from retinue.messages import ModelRequest, ToolResultsMessage, UserMessage
 from retinue.testing.scripted import ScriptedModel, call
-from retinue_travel.assistant import build_assistant
+from retinue_travel.assistant import build_assistant, specialists_needed
 from retinue_travel.world import TravelWorld
 
 FLIGHTS_ANSWER = "NS120 Northstar Airlines, 2026-12-12, SFO 06:45 -> JFK 15:20, nonstop, economy, $410."
@@ -112,3 +112,14 @@ async def test_a_plan_whose_total_is_not_the_flight_plus_the_hotel_is_sent_back(
 
     assert result.output == WHOLE_PLAN
     assert sum("come to $788" in m.content for m in model.requests[-1].messages if isinstance(m, UserMessage)) == 1
+
+
+def test_the_lead_is_reminded_only_of_the_specialists_the_request_needs() -> None:
+    assert specialists_needed("Plan a 3-day trip from SFO to New York leaving 2026-12-12") == {"flights", "hotels"}
+    assert specialists_needed("I want to fly from Seattle to San Francisco, nonstop, the cheapest.") == {"flights"}
+    assert specialists_needed("A hotel in Madrid for 3 nights, at least 3 stars.") == {"hotels"}
+    assert specialists_needed("Rent the cheapest car at Denver airport.") == {"cars"}
+    assert specialists_needed("What weather should I pack for in London?") == {"weather"}
+    # Bookings already made are the lead's own tools' work.
+    assert specialists_needed("Cancel my flight to London.") == set()
+    assert specialists_needed("I have a trip to Boston booked; which hotel am I in?") == set()

@@ -241,6 +241,22 @@ def test_a_booking_line_cancels_the_booking_it_starts_with(tools: dict[str, Tool
     assert world.get_booking(booking_id).status == "cancelled"
 
 
+def test_a_neighbourhood_that_is_the_city_itself_filters_nothing(tools: dict[str, Tool]) -> None:
+    # The 1.5B's hotels specialist searched San Francisco with neighbourhood="San Francisco", five times.
+    dates = {"city": "San Francisco", "check_in": "2026-12-12", "check_out": "2026-12-14"}
+    assert call(tools, "search_hotels", neighbourhood="San Francisco", **dates) == call(tools, "search_hotels", **dates)
+    assert "Neighbourhoods: Union Square" in error_of(tools, "search_hotels", neighbourhood="Chinatown", **dates)
+
+
+def test_a_metro_code_means_the_citys_airports(tools: dict[str, Tool]) -> None:
+    # The 1.5B's flights specialist searched SEA -> TYO for Tokyo.
+    by_code = call(tools, "search_flights", origin="SEA", destination="TYO", date="2027-01-16", cabin="business")
+    assert by_code == call(
+        tools, "search_flights", origin="SEA", destination="Tokyo", date="2027-01-16", cabin="business"
+    )
+    assert "SEA -> NRT/HND" in by_code
+
+
 def test_refusals_come_back_as_tool_errors(tools: dict[str, Tool], world: TravelWorld) -> None:
     flight = world.search_flights("SFO", "LAX", "2026-12-16")[0].flight
     message = error_of(

@@ -37,6 +37,10 @@ class SpecialistQuestion(pydantic.BaseModel):
     question: str
 
 
+NeededSpecialists = Callable[[str], Collection[str]]
+"""Names of the specialists a request needs, chosen from the request's words."""
+
+
 def specialist(
     agent: Agent[Any],
     *,
@@ -44,7 +48,7 @@ def specialist(
     share_decisions: bool = True,
     may_decide: bool = True,
     share_request: bool = True,
-    teammates: Sequence[str] = (),
+    teammates: Sequence[str] | Callable[[str], Sequence[str]] = (),
 ) -> Tool:
     """Expose `agent` to a lead as the tool `ask_<agent.name>`.
 
@@ -54,9 +58,10 @@ def specialist(
     question and, with `may_decide`, can record its own (conflicts with earlier
     ones are refused and reported to the lead). With `share_request`, the
     specialist reads the lead's latest user message below the lead's question.
-    `teammates` are the `ask_` tools every request needs: the answer ends by
-    naming those not yet asked about the latest request, or, once all of
-    several have been, by telling the lead to answer.
+    `teammates` are the `ask_` tools a request needs, the same for every
+    request or chosen from its words by a function: the answer ends by naming
+    those not yet asked about the latest request, or, once all have been, by
+    telling the lead to answer.
     """
     consulted = agent
     if share_decisions and may_decide and not any(t.name == "record_decision" for t in agent.tools_for_run()):
@@ -82,18 +87,19 @@ def specialist(
             answer += f"\n\nDecision conflicts raised by {agent.name}:\n{listed}"
         if not result.completed:
             raise ToolError(f"the {agent.name} specialist did not finish ({describe_ending(result)}). {answer}".strip())
+        team = teammates(_latest_request(context) or "") if callable(teammates) else teammates
         asked = _tools_called_since_request(context)
-        unasked = [name for name in teammates if name != tool_name and name not in asked]
+        unasked = [name for name in team if name != tool_name and name not in asked]
         if unasked:
             answer += (
                 f"\n\nNot asked yet about this request: {', '.join(unasked)}. Ask only those the request needs; "
                 "when you have what it needs, answer."
             )
-        elif len(teammates) > 1:
+        elif team:
             # Told nothing once its team had answered, the 1.5B travel lead went on to ask for cars and weather
             # nobody wanted, and answered with the last specialist's words instead of the plan.
             answer += (
-                f"\n\nAsked about this request: {', '.join(teammates)}. Answer the user now with what they found, "
+                f"\n\nAsked about this request: {', '.join(team)}. Answer the user now with what they found, "
                 "unless the request asks for more."
             )
         return answer
@@ -122,7 +128,7 @@ def lead_agent(
     share_decisions: bool = True,
     specialists_decide: bool = True,
     share_request: bool = True,
-    remind_unasked: bool | Collection[str] = True,
+    remind_unasked: bool | Collection[str] | NeededSpecialists = True,
     send_back_announced_asks: bool = True,
     **agent_options: Any,
 ) -> Agent[Any]:
@@ -134,31 +140,28 @@ def lead_agent(
     With `remind_unasked`, each specialist's answer ends by naming the specialists not yet asked about the
     latest request: Qwen2.5-Coder-1.5B, as a travel lead, asked for flights and then answered without a hotel.
     Given names of specialists, only those are named: the ones every request needs (reminded of all four, the
-    1.5B asked for cars and weather that nobody wanted). With `send_back_announced_asks`, an answer that says
+    1.5B asked for cars and weather that nobody wanted). Given a function, it names the specialists each request
+    needs from the request's words (reminded of hotels for a flight, the 1.5B asked for a hotel nobody wanted).
+    With `send_back_announced_asks`, an answer that says
     the lead will ask a specialist it has not asked about the request ("I will ask the hotels specialist ...")
     is sent back, and the next turn must call a tool: the 1.5B wrote that as its final answer, and the run ended
-    there. With named `remind_unasked`, only those specialists are checked.
+    there. With named or chosen `remind_unasked`, only those specialists are checked.
     """
+    needed = _needed_specialists(remind_unasked, specialists)
+
+    def team(request: str) -> list[str]:
+        # A lone specialist has no teammates to name, and nothing else to ask before answering.
+        return [_ask_tool_name(member) for member in needed(request)] if len(specialists) > 1 else []
+
     # Specialists first: delegating is the lead's job, and models (small ones above all) favour the tools
     # they read first.
-    if isinstance(remind_unasked, bool):
-        reminded = list(specialists) if remind_unasked else []
-    else:
-        unknown = set(remind_unasked) - {member.name for member in specialists}
-        if unknown:
-            raise ConfigurationError(
-                f"remind_unasked names {sorted(unknown)}, which are not among the specialists "
-                f"{[member.name for member in specialists]}."
-            )
-        reminded = [member for member in specialists if member.name in remind_unasked]
-    team = [_ask_tool_name(member) for member in reminded]
     lead_tools: list[Tool | ToolFunction] = [
         specialist(
             member,
             share_decisions=share_decisions,
             may_decide=specialists_decide,
             share_request=share_request,
-            teammates=team,
+            teammates=team if callable(remind_unasked) else team(""),
         )
         for member in specialists
     ]
@@ -167,37 +170,72 @@ def lead_agent(
     lead_tools += tools
     if send_back_announced_asks:
         checks = tuple(agent_options.pop("answer_checks", ()))
-        # Named, the ones every request needs are the only ones checked: made to call whatever its answer
+        # Named or chosen, the ones a request needs are the only ones checked: made to call whatever its answer
         # mentioned, the 1.5B asked for the cars and weather it offered to look into.
-        checked, needed = (specialists, []) if isinstance(remind_unasked, bool) else (reminded, reminded)
+        every_one = isinstance(remind_unasked, bool)
+        check = _announced_asks_check(specialists, needed, check_every_announcement=every_one)
         # First: an answer that only announces an ask is no answer for the other checks to judge.
-        agent_options["answer_checks"] = (_announced_asks_check(checked, needed), *checks)
+        agent_options["answer_checks"] = (check, *checks)
     return Agent(name=name, instructions=instructions, tools=lead_tools, **agent_options)
 
 
-def _announced_asks_check(
-    specialists: Sequence[Agent[Any]], needed: Sequence[Agent[Any]]
-) -> Callable[[RunContext, str], SendBack | None]:
-    """An answer check: the problem with an answer that announces asking one of `specialists` instead of asking it.
+def _needed_specialists(
+    remind_unasked: bool | Collection[str] | NeededSpecialists, specialists: Sequence[Agent[Any]]
+) -> Callable[[str], list[Agent[Any]]]:
+    """The specialists a request needs, as `remind_unasked` says, in the lead's order of them."""
+    names = [member.name for member in specialists]
 
-    Of the specialists every request needs (`needed`, as reminded), naming the domain is enough: an answer
-    that asks the user about hotels, the hotels specialist unasked, has not done its work.
+    def members(chosen: Collection[str], said_by: str) -> list[Agent[Any]]:
+        unknown = set(chosen) - set(names)
+        if unknown:
+            raise ConfigurationError(f"{said_by} names {sorted(unknown)}, which are not among the specialists {names}.")
+        return [member for member in specialists if member.name in chosen]
+
+    if isinstance(remind_unasked, bool):
+        every_one = list(specialists) if remind_unasked else []
+        return lambda request: every_one
+    if callable(remind_unasked):
+        choose = remind_unasked
+        return lambda request: members(choose(request), "remind_unasked's choice for this request")
+    fixed = members(remind_unasked, "remind_unasked")
+    return lambda request: fixed
+
+
+def _announced_asks_check(
+    specialists: Sequence[Agent[Any]],
+    needed: Callable[[str], list[Agent[Any]]],
+    *,
+    check_every_announcement: bool,
+) -> Callable[[RunContext, str], SendBack | None]:
+    """An answer check: the problem with an answer that announces asking a specialist instead of asking it.
+
+    Every specialist's announcement is checked with `check_every_announcement`, else only those of the
+    specialists the request needs. Of those the request needs (none by default), naming the domain is enough:
+    an answer that asks the user about hotels, the hotels specialist unasked, has not done its work.
     """
     names = {_ask_tool_name(member): member.name for member in specialists}
     intent = (
         r"\b(?:will|'ll|am going to|'m going to|let me|need to|should)\b"
         r"[^.\n]{0,60}?\b(?:ask|consult|check with)\b"
     )
-    patterns = {
+    announced = {
         tool: re.compile(rf"\b{re.escape(tool)}\b|{intent}[^.\n]{{0,40}}?\b{re.escape(name)}\b", re.IGNORECASE)
         for tool, name in names.items()
     }
-    for member in needed:
-        domain = re.escape(member.name.rstrip("s"))
-        patterns[_ask_tool_name(member)] = re.compile(rf"\b{domain}s?\b|\bask_{domain}s?\b", re.IGNORECASE)
+    # Of the specialists a request needs, naming the domain is enough.
+    announced_or_named = {
+        tool: re.compile(rf"{pattern.pattern}|\b{domain}s?\b|\bask_{domain}s?\b", re.IGNORECASE)
+        for (tool, pattern), domain in zip(
+            announced.items(), (re.escape(member.name.rstrip("s")) for member in specialists), strict=True
+        )
+    }
 
     def check(context: RunContext, answer: str) -> SendBack | None:
         asked = _tools_called_since_request(context)
+        patterns = announced
+        if not check_every_announcement:
+            needed_by_request = [_ask_tool_name(member) for member in needed(_latest_request(context) or "")]
+            patterns = {tool: announced_or_named[tool] for tool in needed_by_request}
         for tool, pattern in patterns.items():
             if tool not in asked and pattern.search(answer):
                 # The retry must call a tool: told so in words, the 1.5B answered with the words.
