@@ -61,6 +61,15 @@ class Usage:
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
+    def headline(self) -> dict[str, int | float | None]:
+        """The counts people read first (requests, tokens in and out, dollars), as JSON-ready data."""
+        return {
+            "requests": self.requests,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": self.cost_usd,
+        }
+
     def describe(self) -> str:
         """A one-line summary for people: tokens and dollars."""
         about = "~" if self.estimated else ""  # some counts are offline estimates

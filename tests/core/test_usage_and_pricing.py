@@ -118,3 +118,13 @@ def test_cache_tokens_cost_the_input_price_when_no_cache_price_is_listed() -> No
 def test_one_million_tokens_cost_the_listed_price() -> None:
     assert cost_of("anthropic:claude-sonnet-4-5", Usage(input_tokens=1_000_000)) == pytest.approx(3.0)
     assert cost_of("anthropic:claude-sonnet-4-5", Usage(output_tokens=1_000_000)) == pytest.approx(15.0)
+
+
+def test_the_headline_is_what_the_ui_and_notices_show_and_keeps_an_unknown_cost_unknown() -> None:
+    assert Usage(10, 5, 2, 1, 3, 1, 0.5).headline() == {
+        "requests": 1,
+        "input_tokens": 10,
+        "output_tokens": 5,
+        "cost_usd": 0.5,
+    }
+    assert Usage(input_tokens=7, cost_usd=None).headline()["cost_usd"] is None

@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from ..journal import Journal
     from ..result import RunResult
     from ..store import RunStore
-    from ..usage import Usage
 
 log = logging.getLogger("retinue.ui")
 
@@ -212,8 +211,8 @@ class DurableRuns:
             "updated_at": run.updated_at,
             # Each model call recorded in the journal is one turn of one of the tree's agents, paid once.
             "turns": paid.requests,
-            "paid": _usage(paid),
-            "replayed": _usage(view.usage.replayed),
+            "paid": paid.headline(),
+            "replayed": view.usage.replayed.headline(),
             "pending_approvals": len(view.pending_approvals),
             "resumable": view.resumable and run.run_id not in self._resuming,
             "resuming_here": run.run_id in self._resuming,
@@ -448,15 +447,6 @@ def _label(view: DurableRunView) -> str:
     if view.state == "waiting":
         return f"waiting for approval ({len(view.pending_approvals)})"
     return STATE_LABELS[view.state]
-
-
-def _usage(usage: Usage) -> dict[str, Any]:
-    return {
-        "requests": usage.requests,
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "cost_usd": usage.cost_usd,
-    }
 
 
 def _clock(at: float) -> str:

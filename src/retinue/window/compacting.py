@@ -349,7 +349,7 @@ class CompactingPolicy:
                 "removed_messages": removed,
                 "compaction": state.compactions,
                 "turn": context.budget.turns,
-                "summarizer_usage": _usage_data(summarizer_usage) if summarizer_usage.requests else None,
+                "summarizer_usage": summarizer_usage.headline() if summarizer_usage.requests else None,
             },
         )
         return after
@@ -447,15 +447,6 @@ def _request_builder(context: RunContext) -> Callable[[Sequence[Message]], Model
         return build_request(agent, context, messages, last_turn=last_turn)
 
     return build
-
-
-def _usage_data(usage: Usage) -> dict[str, object]:
-    return {
-        "requests": usage.requests,
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "cost_usd": usage.cost_usd,
-    }
 
 
 def _notify(context: RunContext, kind: str, message: str, data: dict[str, object] | None = None) -> None:
