@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from retinue.evals import STOP
+from retinue.store import RunStore
 from retinue.testing import FakeOpenAIServer, RecordedRequest, Reply, ScriptItem
 
 
@@ -26,7 +28,8 @@ async def test_eval_prints_pass_hat_k_and_saves_results(tmp_path: Path) -> None:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "retinue", "eval", "travel", "--arch", "lead", "--trials", "2",
             "--tasks", "flight-nonstop-cheapest,weather-london-packing",
-            "--model", f"openai:fake@{server.base_url}", "--results", str(tmp_path),
+            "--model", f"openai:fake@{server.base_url}", "--results", str(tmp_path), "--no-trace",
+            env={**os.environ, "RETINUE_HOME": str(tmp_path / "home")},
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
@@ -39,6 +42,7 @@ async def test_eval_prints_pass_hat_k_and_saves_results(tmp_path: Path) -> None:
     payload = saved_report(tmp_path)
     assert len(payload["results"]) == 4
     assert payload["summary"]["pass^1"] == 0.0
+    assert not (tmp_path / "home").exists(), "--no-trace records nothing"
 
 
 def saved_report(directory: Path) -> dict[str, Any]:
@@ -62,6 +66,11 @@ async def test_each_report_is_kept_in_the_retinue_home_and_compared_with_the_pre
     assert payload["created_at"] >= json.loads(first.read_text())["created_at"]
     assert "prev pass^1" not in outputs[0] and "prev pass^1" in outputs[1]
     assert payload["results"][0]["verdict"].startswith("FAILED: task 'flight-nonstop-cheapest'")
+    # Each episode's runs are in the trace store, as `retinue run`'s are: readable while the eval goes on.
+    with contextlib.closing(RunStore(home / "runs.sqlite")) as store:
+        runs = store.list_runs()
+    assert [run.agent for run in runs] == ["travel-lead", "travel-lead"]
+    assert all(run.status == "completed" for run in runs)
 
 
 async def eval_in(home: Path, model: str, *options: str) -> str:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ..apps import App, AppOption, AppOptionValues, AppSession
     from ..evals import EvalReport, EvalTask
     from ..journal import Journal
+    from ..store import RunStore
 
 
 def configure_run(parser: argparse.ArgumentParser) -> None:
@@ -390,11 +391,12 @@ def configure_eval(parser: argparse.ArgumentParser) -> None:
         help="save reports here instead of the evals directory beside the trace store ($RETINUE_HOME/evals, "
         "where `retinue ui` lists them)",
     )
+    parser.add_argument("--no-trace", action="store_true", help="do not record the episodes' runs in the trace store")
     add_store_argument(parser)
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from ..evals import previous_report, render_table, reports_dir, save_report
+    from ..evals import render_table, reports_dir
 
     app = _load(args.app)
     architectures = [_architecture(app, name) for name in (args.arch or ",".join(app.architectures)).split(",")]
@@ -410,11 +412,45 @@ def evaluate(args: argparse.Namespace) -> int:
     else:
         results_dir = _home() / "evals"
     user_model = args.user_model or args.model
+    # Each episode's runs are recorded as they happen: `retinue ui` shows a failing episode while the rest of
+    # the eval still runs, where the report comes only at the end.
+    store = None if args.no_trace else _open_store(args)
+    try:
+        rows = _evaluate_each(app, architectures, tasks, user_model, results_dir, store, args)
+    finally:
+        if store is not None:
+            store.close()
+    print(render_table(rows))
+    return 0
+
+
+def _open_store(args: argparse.Namespace) -> RunStore:
+    from ..store import RunStore, UnusableStoreError
+
+    if args.db is None:
+        check_home(create=True)
+    try:
+        return RunStore(args.db)
+    except UnusableStoreError as exc:
+        raise CommandError(f"{exc}; or pass --no-trace to evaluate without recording") from exc
+
+
+def _evaluate_each(
+    app: App,
+    architectures: list[str],
+    tasks: list[EvalTask],
+    user_model: str | None,
+    results_dir: Path,
+    store: RunStore | None,
+    args: argparse.Namespace,
+) -> list[dict[str, Any]]:
+    from ..evals import previous_report, save_report
+
     rows: list[dict[str, Any]] = []
     for architecture in architectures:
         label = f"{app.name}/{architecture}/{args.model or 'default'}"
         print(f"{label}: {len(tasks)} tasks x {args.trials} trials", file=sys.stderr)
-        report = asyncio.run(_evaluate(app, architecture, user_model, tasks, label, args))
+        report = asyncio.run(_evaluate(app, architecture, user_model, tasks, label, store, args))
         report = dataclasses.replace(
             report, app=app.name, architecture=architecture, model=args.model or "default", user_model=user_model or ""
         )
@@ -430,14 +466,20 @@ def evaluate(args: argparse.Namespace) -> int:
             ) from exc
         rows.append(row)
         print(f"saved {path}", file=sys.stderr)
-    print(render_table(rows))
-    return 0
+    return rows
 
 
 async def _evaluate(
-    app: App, architecture: str, user_model: str | None, tasks: list[EvalTask], label: str, args: argparse.Namespace
+    app: App,
+    architecture: str,
+    user_model: str | None,
+    tasks: list[EvalTask],
+    label: str,
+    store: RunStore | None,
+    args: argparse.Namespace,
 ) -> EvalReport:
     from ..evals import Episode, ScriptedUser, SimulatedUser, TrialResult, User, run_eval
+    from ..events import fan_out
     from ..models.resolve import close_resolved_models
 
     def episode(task: EvalTask) -> Episode:
@@ -446,6 +488,8 @@ async def _evaluate(
             built.limits = dataclasses.replace(built.limits or built.assistant.limits, max_turns=args.max_turns)
         if args.max_steps is not None:
             built.max_steps = args.max_steps
+        if store is not None:
+            built.on_event = fan_out(built.on_event, store.recorder())
         return built
 
     def user(task: EvalTask) -> User:
