@@ -218,17 +218,14 @@ def _announced_asks_check(
         r"\b(?:will|'ll|am going to|'m going to|let me|need to|should)\b"
         r"[^.\n]{0,60}?\b(?:ask|consult|check with)\b"
     )
-    announced = {
-        tool: re.compile(rf"\b{re.escape(tool)}\b|{intent}[^.\n]{{0,40}}?\b{re.escape(name)}\b", re.IGNORECASE)
-        for tool, name in names.items()
-    }
+    announced: dict[str, re.Pattern[str]] = {}
     # Of the specialists a request needs, naming the domain is enough.
-    announced_or_named = {
-        tool: re.compile(rf"{pattern.pattern}|\b{domain}s?\b|\bask_{domain}s?\b", re.IGNORECASE)
-        for (tool, pattern), domain in zip(
-            announced.items(), (re.escape(member.name.rstrip("s")) for member in specialists), strict=True
-        )
-    }
+    announced_or_named: dict[str, re.Pattern[str]] = {}
+    for member in specialists:
+        tool, domain = _ask_tool_name(member), re.escape(member.name.rstrip("s"))
+        announcement = rf"\b{re.escape(tool)}\b|{intent}[^.\n]{{0,40}}?\b{re.escape(member.name)}\b"
+        announced[tool] = re.compile(announcement, re.IGNORECASE)
+        announced_or_named[tool] = re.compile(rf"{announcement}|\b{domain}s?\b|\bask_{domain}s?\b", re.IGNORECASE)
 
     def check(context: RunContext, answer: str) -> SendBack | None:
         asked = _tools_called_since_request(context)

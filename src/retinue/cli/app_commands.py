@@ -176,14 +176,7 @@ def _run(args: argparse.Namespace, app: App, durable: DurableAppRun | None) -> i
     prompt = args.prompt or app.example_prompt
     store = None
     if not args.no_trace:
-        from ..store import RunStore, UnusableStoreError
-
-        if args.db is None:
-            check_home(create=True)
-        try:
-            store = RunStore(args.db)
-        except UnusableStoreError as exc:
-            raise CommandError(f"{exc}; or pass --no-trace to run without recording") from exc
+        store = _open_store(args, "run")
     elif args.approve == "ui":
         raise CommandError("--approve ui needs the trace store (the UI reads approvals from it): drop --no-trace")
     approver = _approver(args.approve, store, durable=durable is not None)
@@ -414,7 +407,7 @@ def evaluate(args: argparse.Namespace) -> int:
     user_model = args.user_model or args.model
     # Each episode's runs are recorded as they happen: `retinue ui` shows a failing episode while the rest of
     # the eval still runs, where the report comes only at the end.
-    store = None if args.no_trace else _open_store(args)
+    store = None if args.no_trace else _open_store(args, "evaluate")
     try:
         rows = _evaluate_each(app, architectures, tasks, user_model, results_dir, store, args)
     finally:
@@ -424,7 +417,8 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_store(args: argparse.Namespace) -> RunStore:
+def _open_store(args: argparse.Namespace, verb: str) -> RunStore:
+    """The trace store a command records into; one it cannot use ends the command, saying how to `verb` without."""
     from ..store import RunStore, UnusableStoreError
 
     if args.db is None:
@@ -432,7 +426,7 @@ def _open_store(args: argparse.Namespace) -> RunStore:
     try:
         return RunStore(args.db)
     except UnusableStoreError as exc:
-        raise CommandError(f"{exc}; or pass --no-trace to evaluate without recording") from exc
+        raise CommandError(f"{exc}; or pass --no-trace to {verb} without recording") from exc
 
 
 def _evaluate_each(
