@@ -56,6 +56,19 @@ async def bar_box(page: Any, agent: str) -> dict[str, float]:
     return box
 
 
+async def first_call_width(page: Any, agent: str) -> float:
+    """The drawn width of `agent`'s first model-call mark, read in one step of the page's own script.
+
+    A live timeline redraws its bars every poll; measured through a locator, the mark can be replaced between
+    finding it and measuring it (seen under load: no box at all).
+    """
+    width: float = await page.evaluate(
+        "agent => document.querySelector(`.tl-bar[data-agent='${agent}'] .tl-call`).getBoundingClientRect().width",
+        agent,
+    )
+    return width
+
+
 async def bar_seconds(bar: Any) -> float:
     """How long a bar lasts, in seconds of the run, as drawn."""
     return float(await bar.get_attribute("data-end")) - float(await bar.get_attribute("data-start"))
@@ -134,9 +147,8 @@ async def test_a_live_run_s_bars_grow_as_it_goes_and_stop_when_it_ends(
             # The axis always ends at "now": the running bars keep reaching it, so as time passes their
             # duration grows and what is already over (the lead's first model call) takes less of the width.
             hotels = page.locator(".tl-bar[data-agent='hotels']")
-            first_call = page.locator(".tl-bar[data-agent='lead'] .tl-call").first
             duration_before = await bar_seconds(hotels)
-            call_width_before = (await first_call.bounding_box())["width"]
+            call_width_before = await first_call_width(page, "lead")
             # Each redraw draws a new bar, so the page is asked for the bar it shows now.
             await page.wait_for_function(
                 """at_least => {
@@ -146,7 +158,7 @@ async def test_a_live_run_s_bars_grow_as_it_goes_and_stop_when_it_ends(
                 arg=duration_before + 0.4,
                 timeout=10_000,
             )
-            assert (await first_call.bounding_box())["width"] < 0.8 * call_width_before
+            assert await first_call_width(page, "lead") < 0.8 * call_width_before
             assert await page.locator(".tl-bar.lead.running").count() == 1
 
             result = await asyncio.wait_for(run, 15)
